@@ -1,0 +1,140 @@
+"""Shipping a run into ``models/`` and carrying a run across machines as one checkpoint file.
+
+``export_run`` writes ``models/<name>.keras`` (the best weights, no optimizer state) and
+``models/<name>.json`` (classes, input spec, config, history, machine and wall time, and the
+test evaluation it computes itself). With ``pack=True`` it also writes ``<name>.ckpt.zip``:
+the run's ``last.keras`` (with optimizer state), ``best.keras``, ``history.csv``, ``config.json``
+and ``status.json``, which ``python -m fer train --resume <zip>`` continues on any machine.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import zipfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from fer import runs
+from fer.data import CLASSES, DatasetError, check_zip
+
+PACKED = ("config.json", "history.csv", "status.json", "last.keras", "best.keras")
+
+
+def pack_run(run_dir: Path, out: Path) -> Path:
+    """Packs a run's resumable state into one zip, written atomically."""
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name in PACKED:
+            if (run_dir / name).exists():
+                zf.write(run_dir / name, name)
+    os.replace(tmp, out)
+    return out
+
+
+def prepare_resume(source: Path, run_dir: str | os.PathLike | None = None) -> Path:
+    """Returns the run directory to resume: ``source`` itself, or a checkpoint zip unpacked.
+
+    Args:
+        source: a run directory, or a ``.ckpt.zip`` from :func:`pack_run`.
+        run_dir: where to unpack a zip (default: ``runs/<zip stem>``); an existing run
+            directory there with more epochs recorded is kept rather than overwritten.
+
+    Raises:
+        FileNotFoundError: nothing at ``source``.
+        DatasetError: the zip is not a checkpoint or is unsafe.
+    """
+    if source.is_dir():
+        if not (source / "config.json").exists():
+            raise FileNotFoundError(f"{source} has no config.json: not a run directory")
+        return source
+    if not source.exists():
+        raise FileNotFoundError(f"no run directory or checkpoint at {source}")
+    target = Path(run_dir) if run_dir else runs.RUNS_DIR / source.name.split(".")[0]
+    with check_zip(source) as zf:
+        names = set(zf.namelist())
+        if not {"config.json", "last.keras"} <= names or not names <= set(PACKED):
+            raise DatasetError(f"{source} is not a training checkpoint (has {sorted(names)})")
+        if (target / "history.csv").exists():
+            here = len(runs.read_history(target / "history.csv"))
+            packed = len(runs.read_history(_extract_text(zf, "history.csv", target)))
+            if here >= packed:
+                return target  # the local run is at least as far along
+        target.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            tmp = target / f".{name}.tmp"
+            tmp.write_bytes(zf.read(name))
+            os.replace(tmp, target / name)
+    return target
+
+
+def _extract_text(zf: zipfile.ZipFile, name: str, where: Path) -> Path:
+    where.mkdir(parents=True, exist_ok=True)
+    tmp = where / f".packed-{name}"
+    tmp.write_bytes(zf.read(name) if name in zf.namelist() else b"")
+    return tmp
+
+
+def export_run(
+    run_dir: Path, output: Path, *, data: str, tta: str = "flip", pack: bool = False
+) -> Path:
+    """Ships a run's best model with metadata computed here, never typed by hand.
+
+    Args:
+        run_dir: a run directory with ``best.keras``.
+        output: the ``.keras`` file to write (its ``.json`` goes beside it).
+        data: the FER2013 source to evaluate on (its ``test`` split).
+        tta: the TTA mode reported next to the plain figures.
+        pack: also write ``<output stem>.ckpt.zip`` for resuming elsewhere.
+
+    Returns:
+        The path of the written model.
+    """
+    import keras
+
+    from fer.config import TrainConfig
+    from fer.data import load_fer2013
+    from fer.evaluate import evaluate
+    from fer.model import build_model
+
+    config = TrainConfig.load(run_dir / "config.json")
+    best = keras.models.load_model(run_dir / "best.keras")
+    # Rebuilt from the saved config and saved uncompiled: no optimizer state, a third the size.
+    model = build_model(config.preset, dropout=config.dropout)
+    model.set_weights(best.get_weights())
+    dataset = load_fer2013(data, quiet=True)
+    result = evaluate(model, dataset["test"], tta=tta, crop_size=config.crop_size)
+    history = runs.read_history(run_dir / "history.csv")
+    status = runs.read_json(run_dir / "status.json", {}) or {}
+    best_epoch = max(history, key=lambda r: r.get("val_accuracy", -1))["epoch"] if history else None
+    meta: dict[str, Any] = {
+        "name": output.stem,
+        "classes": list(CLASSES),
+        "input": {"shape": [48, 48, 1], "dtype": "uint8", "color": "grayscale",
+                  "note": "raw 0-255 pixels of a tight square face crop; Rescaling is inside"},
+        "params": int(model.count_params()),
+        "config": config.to_dict(),
+        "training": {
+            "state": status.get("state"),
+            "epochs_done": len(history),
+            "best_epoch": int(best_epoch) if best_epoch else None,
+            "wall_seconds": round(sum(r.get("seconds", 0.0) for r in history), 1),
+            "machine": {"cpu": status.get("cpu") or platform.processor(),
+                        "cores": os.cpu_count(), "platform": platform.platform()},
+            "command": f"python -m fer train --preset {config.preset} --data <fer2013.zip>",
+        },
+        "history": history,
+        "evaluation": {"split": "test (PublicTest)", "source": Path(data).name,
+                       "command": f"python -m fer export {run_dir} --data {data} --tta {tta}",
+                       "evaluated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                       **result},
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.stem}.{os.getpid()}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, output)
+    runs.atomic_write_json(output.with_suffix(".json"), meta)
+    if pack:
+        pack_run(run_dir, output.with_name(output.stem + ".ckpt.zip"))
+    return output

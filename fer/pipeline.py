@@ -1,0 +1,83 @@
+"""``tf.data`` input pipelines: shuffle, batch, Keras augmentation layers, optional mixup, prefetch."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+from fer.data import CLASSES, Split
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def build_augmenter(strength: float, crop_size: int, erasing: float, seed: int) -> keras.Sequential:
+    """Random geometric and photometric changes that keep a face a face.
+
+    Args:
+        strength: 0 turns everything but the crop off; 1 is the default recipe (rotation
+            +-10 degrees, shift and zoom 10%, contrast 20%); values above 1 scale it up.
+        crop_size: side of the random square crop taken from the 48x48 face (48 = no crop).
+        erasing: probability of erasing one random rectangle (0 = off).
+        seed: seeds every layer.
+
+    Returns:
+        A ``keras.Sequential`` to map over uint8 batches of shape (B, 48, 48, 1).
+    """
+    aug: list[layers.Layer] = [layers.RandomFlip("horizontal", seed=seed)]
+    if strength > 0:
+        aug += [
+            layers.RandomRotation(10 / 360 * strength, fill_mode="reflect", seed=seed),
+            layers.RandomTranslation(0.1 * strength, 0.1 * strength, "reflect", seed=seed),
+            layers.RandomZoom(0.1 * strength, fill_mode="reflect", seed=seed),
+            layers.RandomContrast(min(0.2 * strength, 0.9), seed=seed),
+        ]
+    if crop_size < 48:
+        aug.append(layers.RandomCrop(crop_size, crop_size, seed=seed))
+    if erasing > 0:
+        aug.append(layers.RandomErasing(factor=erasing, scale=(0.02, 0.25), seed=seed))
+    return keras.Sequential(aug, name="augment")
+
+
+def make_dataset(
+    split: Split,
+    batch_size: int,
+    *,
+    training: bool = False,
+    augmenter: keras.Sequential | None = None,
+    mixup: float = 0.0,
+    seed: int = 0,
+) -> tf.data.Dataset:
+    """Turns a split into batches of ``(uint8 images (B, H, W, 1), one-hot float labels)``.
+
+    Args:
+        split: images and labels.
+        batch_size: images per batch.
+        training: shuffle every epoch, and apply ``augmenter`` and ``mixup``.
+        augmenter: from :func:`build_augmenter`; ignored unless ``training``.
+        mixup: Beta(alpha, alpha) mixup strength; 0 turns it off.
+        seed: shuffle seed.
+
+    Returns:
+        A prefetched ``tf.data.Dataset``.
+    """
+    images = split.images[..., None] if split.images.ndim == 3 else split.images
+    # One-hot labels: label smoothing and mixup both need them.
+    labels = np.eye(len(CLASSES), dtype=np.float32)[split.labels]
+    ds = tf.data.Dataset.from_tensor_slices((images, labels))
+    if training:
+        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=training and len(images) >= batch_size)
+    if training and augmenter is not None:
+        # Augmentation layers output floats in 0..255; the model's Rescaling handles both.
+        ds = ds.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=AUTOTUNE)
+    if training and mixup > 0:
+        mix = layers.MixUp(alpha=mixup, seed=seed)
+
+        def _mix(x, y):
+            out = mix({"images": x, "labels": y}, training=True)
+            return out["images"], out["labels"]
+
+        ds = ds.map(_mix, num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE)

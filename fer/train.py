@@ -1,0 +1,280 @@
+"""Training runs: ``runs/<run-id>/`` with config, history, checkpoints, status, metrics and a log.
+
+A run is resumable from ``last.keras`` (weights, optimizer state and step count, so the learning
+rate schedule continues where it stopped) and stoppable: a ``STOP`` file in the run directory,
+SIGTERM or Ctrl-C end it after the current batch with status ``stopped``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import signal
+import sys
+import threading
+import time
+import traceback
+from datetime import datetime
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from fer import runs
+from fer.config import TrainConfig
+from fer.data import CLASSES, Dataset, load_fer2013, stratified_split
+from fer.model import build_model
+from fer.pipeline import build_augmenter, make_dataset
+
+log = logging.getLogger("fer.train")
+
+
+class StopRequested(Exception):
+    """Raised internally when a run was asked to stop."""
+
+
+def new_run_dir(config: TrainConfig, runs_dir: Path | None = None) -> Path:
+    """A fresh, unique ``runs/<timestamp>-<preset>`` directory."""
+    root = Path(runs_dir or runs.RUNS_DIR)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    for i in range(100):
+        path = root / (f"{stamp}-{config.preset}" + (f"-{i}" if i else ""))
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not create a run directory under {root}")
+
+
+def _atomic_save(model: keras.Model, path: Path) -> None:
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")  # Keras wants a .keras suffix
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def _class_weights(config: TrainConfig, labels: np.ndarray) -> dict[int, float] | None:
+    if config.class_weight == "none":
+        return None
+    counts = np.bincount(labels, minlength=len(CLASSES)).astype(float)
+    weights = counts.sum() / (len(CLASSES) * np.maximum(counts, 1))
+    if config.class_weight == "sqrt":
+        weights = np.sqrt(weights)
+    return {i: float(w) for i, w in enumerate(weights)}
+
+
+def _strategy(config: TrainConfig) -> tf.distribute.Strategy:
+    gpus = tf.config.list_logical_devices("GPU")
+    if config.distribute == "mirrored" or (config.distribute == "auto" and len(gpus) > 1):
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def build_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """The optimizer with its learning-rate schedule, from the config."""
+    lr: float | keras.optimizers.schedules.LearningRateSchedule = config.learning_rate
+    if config.schedule == "cosine":
+        warmup = int(config.warmup_epochs * steps_per_epoch)
+        lr = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=config.learning_rate * 0.01 if warmup else config.learning_rate,
+            decay_steps=max(1, config.epochs * steps_per_epoch - warmup),
+            alpha=0.01,  # end at 1% of the peak, not exactly 0
+            warmup_target=config.learning_rate if warmup else None,
+            warmup_steps=warmup,
+        )
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(lr)
+    return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
+
+
+def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int) -> None:
+    """Compiles with the configured optimizer, label-smoothed cross-entropy and accuracy."""
+    model.compile(
+        optimizer=build_optimizer(config, steps_per_epoch),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=["accuracy"],
+    )
+
+
+class RunRecorder(keras.callbacks.Callback):
+    """Writes history, checkpoints and status after every complete epoch; honours stop requests."""
+
+    def __init__(self, run_dir: Path, config: TrainConfig, history: list[dict[str, float]]):
+        super().__init__()
+        self.run_dir, self.config = run_dir, config
+        self.rows = list(history)
+        self.best = max((r.get("val_accuracy", -1.0) for r in self.rows), default=-1.0)
+        self.stop_requested = False
+        self._interrupted_epoch = False
+        self._t0 = time.time()
+
+    def request_stop(self, *_args) -> None:
+        self.stop_requested = True
+
+    def _check_stop(self) -> None:
+        if self.stop_requested or (self.run_dir / runs.STOP_FILE).exists():
+            self.stop_requested = True
+            self.model.stop_training = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.time()
+        self._check_stop()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._check_stop()
+        if self.stop_requested:
+            self._interrupted_epoch = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._interrupted_epoch:
+            return  # a partial epoch is neither recorded nor checkpointed: resume redoes it
+        logs = logs or {}
+        lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        row = {"epoch": epoch + 1, "learning_rate": lr, "seconds": time.time() - self._t0}
+        row |= {k: float(logs[k]) for k in runs.HISTORY_FIELDS if k in logs}
+        self.rows.append(row)
+        runs.write_history(self.run_dir / "history.csv", self.rows)
+        _atomic_save(self.model, self.run_dir / "last.keras")
+        val = row.get("val_accuracy", -1.0)
+        if val > self.best:
+            self.best = val
+            _atomic_save(self.model, self.run_dir / "best.keras")
+        mean_s = float(np.mean([r["seconds"] for r in self.rows[-5:]]))
+        eta = mean_s * (self.config.epochs - epoch - 1)
+        runs.write_status(self.run_dir, "running", epoch=epoch + 1, epochs=self.config.epochs,
+                          eta_seconds=eta, best_val_accuracy=self.best)
+        log.info(
+            "epoch %d/%d  loss %.4f  acc %.4f  val_loss %.4f  val_acc %.4f  lr %.2e  %.0fs  "
+            "ETA %dm", epoch + 1, self.config.epochs, row.get("loss", float("nan")),
+            row.get("accuracy", float("nan")), row.get("val_loss", float("nan")), val, lr,
+            row["seconds"], eta // 60,
+        )
+
+
+def _setup_logging(run_dir: Path) -> logging.Handler:
+    handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    logging.getLogger("fer").addHandler(handler)
+    logging.getLogger("fer").setLevel(logging.INFO)
+    if not any(isinstance(h, logging.StreamHandler) and h.stream is sys.stdout
+               for h in logging.getLogger("fer").handlers):
+        out = logging.StreamHandler(sys.stdout)
+        out.setFormatter(logging.Formatter("%(message)s"))
+        logging.getLogger("fer").addHandler(out)
+    return handler
+
+
+def train(
+    config: TrainConfig,
+    run_dir: Path | None = None,
+    *,
+    resume: bool = False,
+    dataset: Dataset | None = None,
+) -> Path:
+    """Trains a model and records the run; evaluates the best checkpoint on ``test`` at the end.
+
+    Args:
+        config: the hyperparameters.
+        run_dir: the run's directory; a new one under ``runs/`` when None. With ``resume``, an
+            existing run whose ``last.keras`` and ``history.csv`` are continued.
+        resume: continue from ``last.keras`` at the epoch after the last recorded one.
+        dataset: an already loaded dataset (tests); otherwise ``config.data`` is loaded.
+
+    Returns:
+        The run directory. Its ``status.json`` says finished, stopped or failed.
+    """
+    config.validated()
+    run_dir = Path(run_dir) if run_dir else new_run_dir(config)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handler = _setup_logging(run_dir)
+    history = runs.read_history(run_dir / "history.csv") if resume else []
+    if not resume:
+        runs.atomic_write_json(run_dir / "config.json", config.to_dict())
+    (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
+    runs.write_status(run_dir, "running", pid=os.getpid(), epoch=len(history),
+                      epochs=config.epochs, started=time.time(), error=None,
+                      host=platform.node(), cpu=platform.processor() or platform.machine())
+    recorder = RunRecorder(run_dir, config, history)
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, recorder.request_stop)
+    try:
+        _fit(config, run_dir, recorder, history, resume, dataset)
+        if recorder.stop_requested:
+            raise StopRequested
+        runs.write_status(run_dir, "finished", finished=time.time())
+        log.info("finished: %s", run_dir)
+    except StopRequested:
+        runs.write_status(run_dir, "stopped", finished=time.time())
+        log.info("stopped on request after epoch %d: %s", len(recorder.rows), run_dir)
+    except BaseException as exc:
+        log.error("failed: %s\n%s", exc, traceback.format_exc())
+        runs.write_status(run_dir, "failed", finished=time.time(),
+                          error=f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        for sig, handler_fn in previous.items():
+            signal.signal(sig, handler_fn)
+        logging.getLogger("fer").removeHandler(handler)
+        handler.close()
+    return run_dir
+
+
+def _fit(config, run_dir, recorder, history, resume, dataset) -> None:
+    keras.utils.set_random_seed(config.seed + len(history))
+    keras.mixed_precision.set_global_policy(config.mixed_precision)
+    data = dataset or load_fer2013(config.data)
+    log.info(data.report.summary())
+    train_split, val_split = stratified_split(data["train"], config.val_fraction, config.seed)
+    log.info("train %d / val %d (seed %d)", len(train_split.labels), len(val_split.labels),
+             config.seed)
+    augmenter = build_augmenter(config.augment, config.crop_size, config.erasing, config.seed)
+    train_ds = make_dataset(train_split, config.batch_size, training=True, augmenter=augmenter,
+                            mixup=config.mixup, seed=config.seed + len(history))
+    val_ds = make_dataset(val_split, 256)
+    steps = max(1, len(train_split.labels) // config.batch_size)
+    initial_epoch = len(history)
+    with _strategy(config).scope():
+        if resume and (run_dir / "last.keras").exists():
+            model = keras.models.load_model(run_dir / "last.keras")
+            log.info("resuming at epoch %d from %s", initial_epoch + 1, run_dir / "last.keras")
+        else:
+            if resume:
+                log.info("no last.keras in %s: starting from epoch 1", run_dir)
+            initial_epoch, recorder.rows[:] = 0, []
+            model = build_model(config.preset, dropout=config.dropout)
+            compile_model(model, config, steps)
+    callbacks = [recorder]
+    if config.patience:
+        # Stops on a stalled val accuracy; on resume its counter starts again from zero.
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_accuracy", mode="max", patience=config.patience))
+    if config.schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_accuracy", mode="max", factor=0.5, patience=max(2, config.patience // 3),
+            min_lr=1e-6))
+    if initial_epoch < config.epochs:
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=config.epochs,
+            initial_epoch=initial_epoch,  # resumes the epoch count and the schedule's position
+            class_weight=_class_weights(config, train_split.labels),
+            callbacks=callbacks,
+            verbose=0,  # RunRecorder logs one line per epoch instead of a progress bar
+        )
+    if recorder.stop_requested:
+        return
+    if "test" in data.splits and (run_dir / "best.keras").exists():
+        from fer.evaluate import evaluate, write_metrics
+
+        best = keras.models.load_model(run_dir / "best.keras")
+        result = evaluate(best, data["test"], tta="flip", crop_size=config.crop_size)
+        write_metrics(run_dir / "metrics.json", result, split="test", source=config.data)
+        log.info("test accuracy %.4f (flip TTA), macro-F1 %.4f", result["accuracy"],
+                 result["macro_f1"])
