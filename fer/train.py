@@ -193,7 +193,8 @@ def train(
     handler = _setup_logging(run_dir)
     history = runs.read_history(run_dir / "history.csv") if resume else []
     if not resume:
-        runs.atomic_write_json(run_dir / "config.json", config.to_dict())
+        # The class order rides along so a run's best.keras can serve in the app directly.
+        runs.atomic_write_json(run_dir / "config.json", {**config.to_dict(), "classes": list(CLASSES)})
     (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
     runs.write_status(run_dir, "running", pid=os.getpid(), epoch=len(history),
                       epochs=config.epochs, started=time.time(), error=None,
