@@ -18,7 +18,7 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     for f in config_fields():
         kind = type(f.default)
         flag = "--" + f.name.replace("_", "-")
-        help_ = f"{f.metadata['help']} (default: {f.default})"
+        help_ = f"{f.metadata['help']} (default: {f.default})".replace("%", "%%")
         group.add_argument(flag, dest=f.name, type=kind, default=None,
                            choices=f.metadata.get("choices"), help=help_)
 

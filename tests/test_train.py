@@ -1,0 +1,141 @@
+"""Training runs on a toy set: every run file, resume, stop, failure, config and CLI."""
+
+import json
+import subprocess
+import sys
+
+import keras
+import pytest
+from conftest import ROOT
+
+from fer import runs
+from fer.config import TrainConfig
+from fer.data import load_fer2013
+from fer.train import train
+
+TOY = dict(epochs=2, batch_size=16, patience=0, crop_size=40, preset="vgg_gap")
+
+
+def test_short_train_writes_every_run_file(fer_folder, tmp_path):
+    config = TrainConfig(data=str(fer_folder), **TOY)
+    run = train(config, tmp_path / "run")
+    for name in ("config.json", "history.csv", "best.keras", "last.keras", "status.json",
+                 "metrics.json", "train.log"):
+        assert (run / name).exists(), name
+    status = runs.read_json(run / "status.json")
+    assert status["state"] == "finished" and status["epoch"] == 2
+    history = runs.read_history(run / "history.csv")
+    assert [r["epoch"] for r in history] == [1, 2]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"} <= set(
+        history[0])
+    metrics = runs.read_json(run / "metrics.json")
+    assert metrics["n"] == 21 and "tta" in metrics and len(metrics["confusion_matrix"]) == 7
+    saved = TrainConfig.load(run / "config.json")
+    assert saved == config
+    assert not list(run.glob(".*tmp*")), "temporary files left behind"
+
+
+def test_resume_continues_at_the_next_epoch(fer_folder, tmp_path):
+    data = load_fer2013(fer_folder, quiet=True)
+    config = TrainConfig(data=str(fer_folder), **{**TOY, "epochs": 3})
+    run = tmp_path / "run"
+    # Train 1 of 3 epochs by asking for a stop right after the first epoch is recorded.
+    from fer import train as train_mod
+
+    original = train_mod.RunRecorder.on_epoch_end
+
+    def on_epoch_end(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 0:
+            runs.request_stop(self.run_dir)
+
+    train_mod.RunRecorder.on_epoch_end = on_epoch_end
+    try:
+        train(config, run, dataset=data)
+    finally:
+        train_mod.RunRecorder.on_epoch_end = original
+    assert runs.read_json(run / "status.json")["state"] == "stopped"
+    assert len(runs.read_history(run / "history.csv")) == 1
+    optimizer_steps = int(keras.models.load_model(run / "last.keras").optimizer.iterations)
+    train(config, run, resume=True, dataset=data)
+    history = runs.read_history(run / "history.csv")
+    assert [r["epoch"] for r in history] == [1, 2, 3]
+    assert runs.read_json(run / "status.json")["state"] == "finished"
+    assert optimizer_steps == 77 // 16  # one epoch of steps (77 train images) carried over
+
+
+def test_stop_request_mid_epoch_leaves_status_stopped(fer_folder, tmp_path):
+    data = load_fer2013(fer_folder, quiet=True)
+    run = tmp_path / "run"
+    run.mkdir()
+    runs.request_stop(run)  # train() clears stale STOP files, so ask once it is running:
+    from fer import train as train_mod
+
+    original = train_mod.RunRecorder.on_train_batch_end
+
+    def on_batch_end(self, batch, logs=None):
+        if batch == 1:
+            runs.request_stop(self.run_dir)
+        original(self, batch, logs)
+
+    train_mod.RunRecorder.on_train_batch_end = on_batch_end
+    try:
+        train(TrainConfig(data=str(fer_folder), **{**TOY, "epochs": 5}), run, dataset=data)
+    finally:
+        train_mod.RunRecorder.on_train_batch_end = original
+    status = runs.read_json(run / "status.json")
+    assert status["state"] == "stopped"
+    assert runs.read_history(run / "history.csv") == []  # the partial epoch is not recorded
+    assert not (run / "metrics.json").exists()
+
+
+def test_failure_is_recorded(tmp_path):
+    config = TrainConfig(data=str(tmp_path / "missing"), **TOY)
+    with pytest.raises(Exception, match="not found"):
+        train(config, tmp_path / "run")
+    status = runs.read_json(tmp_path / "run" / "status.json")
+    assert status["state"] == "failed" and "not found" in status["error"]
+
+
+def test_config_validation_and_presets():
+    with pytest.raises(ValueError, match="optimizer"):
+        TrainConfig(optimizer="rmsprop").validated()
+    with pytest.raises(ValueError, match="epochs"):
+        TrainConfig(epochs=0).validated()
+    with pytest.raises(ValueError, match="48x48"):
+        TrainConfig(preset="seed", crop_size=40).validated()
+    seed = TrainConfig.for_preset("seed")
+    assert seed.optimizer == "adam" and seed.crop_size == 48
+    assert TrainConfig.for_preset("seed", epochs=3).epochs == 3
+    assert TrainConfig.from_dict({"epochs": 5, "unknown": 1}).epochs == 5
+
+
+def test_cli_help_lists_every_config_field():
+    out = subprocess.run([sys.executable, "-m", "fer", "train", "--help"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    import dataclasses
+
+    for f in dataclasses.fields(TrainConfig):
+        assert "--" + f.name.replace("_", "-") in out
+
+
+def test_cli_train_and_evaluate(fer_zip, tmp_path):
+    run = tmp_path / "cli-run"
+    subprocess.run([sys.executable, "-m", "fer", "train", "--data", str(fer_zip), "--epochs",
+                    "1", "--batch-size", "16", "--run-dir", str(run)], cwd=ROOT, check=True,
+                   capture_output=True)
+    assert runs.read_json(run / "status.json")["state"] == "finished"
+    out = tmp_path / "eval.json"
+    res = subprocess.run([sys.executable, "-m", "fer", "evaluate", "--model",
+                          str(run / "best.keras"), "--data", str(fer_zip), "--tta", "flip",
+                          "--output", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "flip TTA" in res.stdout
+    assert json.loads(out.read_text())["n"] == 21
+
+
+def test_cli_bad_value_is_a_clear_error(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "fer", "train", "--epochs", "0", "--data",
+                          str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 2 and "epochs must be" in res.stderr
+    assert "Traceback" not in res.stderr
