@@ -26,6 +26,8 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
 def _config_from_args(args: argparse.Namespace) -> TrainConfig:
     given = {f.name: getattr(args, f.name) for f in config_fields()
              if getattr(args, f.name) is not None}
+    if args.config:  # a saved config.json, flags on top
+        return TrainConfig.from_dict({**TrainConfig.load(args.config).to_dict(), **given})
     preset = given.pop("preset", TrainConfig.preset)
     return TrainConfig.for_preset(preset, **given)
 
@@ -40,9 +42,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                      if getattr(args, f.name) is not None}
         if overrides:
             config = TrainConfig.from_dict({**config.to_dict(), **overrides})
-            from fer.runs import atomic_write_json
-
-            atomic_write_json(run_dir / "config.json", config.to_dict())
+            train.write_config(run_dir, config)
         print(f"resuming {run_dir}")
         train.train(config, run_dir, resume=True)
     else:
@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                        description="Train a CNN on FER2013. Preset recipes: "
                        + "; ".join(f"{k}: {v}" for k, v in PRESET_RECIPES.items()))
     _add_config_flags(p)
+    p.add_argument("--config", help="start from a saved config.json (flags override it)")
     p.add_argument("--run-dir", help="run directory (default: runs/<timestamp>-<preset>)")
     p.add_argument("--resume", metavar="RUN_OR_CHECKPOINT",
                    help="continue a run directory, or a checkpoint .zip from `export --checkpoint`")

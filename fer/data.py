@@ -302,6 +302,38 @@ def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
     os.replace(tmp, path)
 
 
+def describe_source(source: str | os.PathLike) -> dict[str, int]:
+    """Checks a dataset source without decoding it: images per split, from file names alone.
+
+    Raises:
+        DatasetError: the same layout and safety errors :func:`load_fer2013` would raise.
+    """
+    path = Path(source).expanduser()
+    report = LoadReport(source=str(path))
+    if not path.exists():
+        raise DatasetError(f"dataset not found: {path}")
+    if path.is_dir():
+        paths = [(PurePosixPath(p.relative_to(path).as_posix()), p) for p in path.rglob("*")
+                 if p.is_file()]
+    elif zipfile.is_zipfile(path):
+        with check_zip(path) as zf:
+            members = [i for i in zf.infolist() if not i.is_dir()]
+            if any(i.filename.lower().endswith(".csv") for i in members) and not any(
+                    len(PurePosixPath(i.filename).parts) >= 3 for i in members):
+                return {"csv rows": -1}
+            paths = [(PurePosixPath(i.filename), i) for i in members]
+    elif path.suffix.lower() == ".csv":
+        return {"csv rows": -1}
+    else:
+        raise DatasetError(f"{path}: not a folder, a .zip or a FER2013 .csv")
+    counts: dict[str, int] = {}
+    for entry in _layout_entries(paths, str(path), report):
+        counts[entry.split] = counts.get(entry.split, 0) + 1
+    if not counts.get("train"):
+        raise DatasetError(f"{path}: no training images found under train/<class>/")
+    return counts
+
+
 def load_fer2013(
     source: str | os.PathLike, *, use_cache: bool = True, quiet: bool = False
 ) -> Dataset:

@@ -105,6 +105,7 @@ class RunInfo:
     status: dict[str, Any]
     config: dict[str, Any]
     metrics: dict[str, Any] | None
+    history_rows: list[dict[str, float]] | None = None  # shipped models carry their history
 
     @property
     def state(self) -> str:
@@ -117,6 +118,8 @@ class RunInfo:
 
     @property
     def history(self) -> list[dict[str, float]]:
+        if self.history_rows is not None:
+            return self.history_rows
         return read_history(self.path / "history.csv")
 
     @property
@@ -146,6 +149,26 @@ def load_run(path: Path) -> RunInfo:
         config=read_json(path / "config.json", {}) or {},
         metrics=read_json(path / "metrics.json"),
     )
+
+
+def shipped_models(models_dir: Path) -> list[RunInfo]:
+    """The models in ``models/`` as runs, from the history and evaluation in their metadata."""
+    out = []
+    for meta_path in sorted(Path(models_dir).glob("*.json")):
+        meta = read_json(meta_path, {}) or {}
+        if "history" not in meta or "config" not in meta:
+            continue
+        training = meta.get("training") or {}
+        out.append(RunInfo(
+            run_id=f"shipped: {meta.get('name', meta_path.stem)}",
+            path=meta_path.with_suffix(".keras"),
+            status={"state": "shipped", "epoch": training.get("epochs_done"),
+                    "epochs": meta["config"].get("epochs")},
+            config=meta["config"],
+            metrics=meta.get("evaluation"),
+            history_rows=meta["history"],
+        ))
+    return out
 
 
 def list_runs(runs_dir: Path | None = None) -> list[RunInfo]:

@@ -49,6 +49,11 @@ def new_run_dir(config: TrainConfig, runs_dir: Path | None = None) -> Path:
     raise RuntimeError(f"could not create a run directory under {root}")
 
 
+def write_config(run_dir: Path, config: TrainConfig) -> None:
+    """Writes ``config.json``; the class order rides along so ``best.keras`` can serve directly."""
+    runs.atomic_write_json(run_dir / "config.json", {**config.to_dict(), "classes": list(CLASSES)})
+
+
 def _atomic_save(model: keras.Model, path: Path) -> None:
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")  # Keras wants a .keras suffix
     model.save(tmp)
@@ -193,8 +198,7 @@ def train(
     handler = _setup_logging(run_dir)
     history = runs.read_history(run_dir / "history.csv") if resume else []
     if not resume:
-        # The class order rides along so a run's best.keras can serve in the app directly.
-        runs.atomic_write_json(run_dir / "config.json", {**config.to_dict(), "classes": list(CLASSES)})
+        write_config(run_dir, config)
     (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
     runs.write_status(run_dir, "running", pid=os.getpid(), epoch=len(history),
                       epochs=config.epochs, started=time.time(), error=None,

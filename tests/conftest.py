@@ -17,8 +17,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from fer.data import CLASSES, CSV_LABELS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(__file__).resolve().parent / "data"
-ASTRONAUT = DATA_DIR / "astronaut.png"
+SAMPLES = ROOT / "fer" / "assets" / "samples"
+ASTRONAUT = SAMPLES / "astronaut.png"
 SHARED_ZIP = ROOT.parent / "shared" / "data" / "fer2013.zip"
 
 

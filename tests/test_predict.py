@@ -16,6 +16,7 @@ from fer.data import CLASSES
 from fer.detect import FaceDetector
 from fer.predict import ImageError, ModelError, Predictor, load_image, load_model
 from fer.render import draw_faces, gradcam_overlay
+from fer.samples import GROUP_PLACES, group_photo
 
 # Where Eileen Collins' face is in skimage's astronaut.png (512x512), by eye.
 FACE_REGION = (160, 60, 290, 210)  # x1, y1, x2, y2
@@ -27,14 +28,9 @@ def predictor():
 
 
 @pytest.fixture(scope="module")
-def group(astronaut):
+def group():
     """Four copies of the astronaut's head, of different sizes, on a plain canvas."""
-    head = Image.open(astronaut).convert("RGB").crop((130, 20, 320, 240))
-    canvas = Image.new("RGB", (1200, 500), (210, 205, 200))
-    places = [((30, 120), 240), ((320, 150), 180), ((560, 180), 130), ((800, 60), 300)]
-    for (x, y), size in places:
-        canvas.paste(head.resize((size, round(size * 220 / 190))), (x, y))
-    return canvas, places
+    return group_photo(), GROUP_PLACES
 
 
 def _inside(box, region):

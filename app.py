@@ -1,0 +1,52 @@
+"""Home: upload photos (or pick a sample) and see every face boxed with its emotion bars."""
+
+import streamlit as st
+
+from fer import ui
+from fer.predict import ImageError
+from fer.samples import sample_images
+
+st.set_page_config(page_title="Facial expression recognition", page_icon="😊", layout="wide")
+st.title("😊 Facial expression recognition")
+st.caption("A CNN trained from scratch on FER2013 reads seven expressions in every face of your "
+           "photo. Photos are processed in memory and never stored.")
+
+st.session_state.setdefault("source", "Upload photos")
+predictor = ui.sidebar_predictor()
+if predictor is None:
+    st.stop()
+
+source = st.segmented_control("Image source", ["Upload photos", "Sample photos"],
+                              key="source", label_visibility="collapsed")
+c1, c2 = st.columns(2)
+tta = c1.toggle("Test-time augmentation", key="tta",
+                help="Average each face with its mirror image: a little slower, a little steadier")
+explain = c2.toggle("Explain with heatmaps", key="explain",
+                    help="Grad-CAM: which parts of each face drove the prediction")
+
+images: list[tuple[str, bytes]] = []
+if source == "Sample photos":
+    samples = sample_images()
+    chosen = st.selectbox("Sample", list(samples), key="sample")
+    images = [(chosen, samples[chosen])]
+else:
+    uploads = st.file_uploader(
+        "Photos with faces", type=["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"],
+        accept_multiple_files=True, key="uploads",
+        help="Phone photos, group photos, screenshots or face crops; up to 50 MB each")
+    images = [(f.name, f.getvalue()) for f in uploads or []]
+
+if not images:
+    st.info("Upload one or more photos with faces, or switch to **Sample photos**.")
+    ui.legend()
+    st.stop()
+
+for n, (name, data) in enumerate(images):
+    try:
+        with st.spinner(f"Reading {name}…"):
+            result = predictor.predict(data, tta=tta)
+    except ImageError as exc:
+        st.error(f"**{name}:** {exc}")
+        continue
+    ui.show_result(result, predictor, name, explain, key=f"img{n}")
+    st.divider()

@@ -1,0 +1,83 @@
+"""Plotly figures for the app: probability bars, training curves, confusion matrices."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from fer.data import CLASSES
+from fer.render import EMOTION_COLORS
+
+_LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), template="plotly_white",
+               paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)")
+
+
+def probability_bars(probs: Sequence[float], title: str | None = None,
+                     height: int = 260) -> go.Figure:
+    """Horizontal bars of the 7 probabilities, fixed order, one colour per emotion."""
+    probs = [float(p) for p in probs]
+    fig = go.Figure(go.Bar(
+        x=probs, y=list(CLASSES), orientation="h",
+        marker_color=[EMOTION_COLORS[c] for c in CLASSES],
+        text=[f"{p:.0%}" for p in probs], textposition="outside", cliponaxis=False,
+        hovertemplate="%{y}: %{x:.1%}<extra></extra>",
+    ))
+    fig.update_layout(**_LAYOUT, height=height, title=title, showlegend=False)
+    fig.update_xaxes(range=[0, 1.15], tickformat=".0%", showgrid=True)
+    fig.update_yaxes(autorange="reversed")  # angry at the top, as listed everywhere
+    return fig
+
+
+def training_curves(histories: dict[str, list[dict[str, float]]]) -> go.Figure:
+    """Loss, accuracy (train dashed, validation solid) and learning rate per epoch."""
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("loss", "accuracy", "learning rate"))
+    palette = ["#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C564B"]
+    for i, (name, rows) in enumerate(histories.items()):
+        color = palette[i % len(palette)]
+        epochs = [r["epoch"] for r in rows]
+        for col, key in ((1, "loss"), (2, "accuracy")):
+            for prefix, dash in (("", "dot"), ("val_", "solid")):
+                values = [r.get(prefix + key) for r in rows]
+                if any(v is not None for v in values):
+                    fig.add_trace(go.Scatter(
+                        x=epochs, y=values, mode="lines+markers", marker_size=4,
+                        line=dict(color=color, dash=dash),
+                        name=f"{name} {'val' if prefix else 'train'}", legendgroup=name,
+                        showlegend=col == 1), row=1, col=col)
+        fig.add_trace(go.Scatter(x=epochs, y=[r.get("learning_rate") for r in rows],
+                                 mode="lines", line=dict(color=color), name=f"{name} lr",
+                                 legendgroup=name, showlegend=False), row=1, col=3)
+    fig.update_layout(**_LAYOUT, height=360, legend=dict(orientation="h", y=-0.2))
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(tickformat=".0%", row=1, col=2)
+    fig.update_yaxes(type="log", row=1, col=3)
+    return fig
+
+
+def confusion_matrix(matrix: Sequence[Sequence[int]], normalize: bool = True) -> go.Figure:
+    """Heatmap of true (rows) against predicted (columns) classes."""
+    cm = np.asarray(matrix, dtype=float)
+    z = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1) if normalize else cm
+    text = [[f"{v:.0%}" if normalize else f"{int(v)}" for v in row] for row in z]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=list(CLASSES), y=list(CLASSES), colorscale="Blues", text=text,
+        texttemplate="%{text}", hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>",
+        showscale=False))
+    fig.update_layout(**_LAYOUT, height=420, xaxis_title="predicted", yaxis_title="true")
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def per_class_bars(per_class: dict[str, dict[str, float]]) -> go.Figure:
+    """Precision and recall per class, side by side."""
+    fig = go.Figure()
+    for metric, color in (("precision", "#4C78A8"), ("recall", "#F58518"), ("f1", "#54A24B")):
+        fig.add_trace(go.Bar(x=list(CLASSES), y=[per_class[c][metric] for c in CLASSES],
+                             name=metric, marker_color=color,
+                             hovertemplate="%{x}: %{y:.1%}<extra>" + metric + "</extra>"))
+    fig.update_layout(**_LAYOUT, height=320, barmode="group", legend=dict(orientation="h"))
+    fig.update_yaxes(tickformat=".0%", range=[0, 1])
+    return fig

@@ -1,0 +1,80 @@
+"""Starting training in its own process, one run per machine, for the launcher page.
+
+The Streamlit script never trains: it writes the run's ``config.json``, spawns
+``python -m fer train --config ... --run-dir ...`` in a new session (so it outlives an app
+restart) and from then on only reads the run's files.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from fer import runs
+from fer.config import TrainConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class LaunchError(RuntimeError):
+    """A run that could not be started; the message says why."""
+
+
+def read_only() -> bool:
+    """True when ``FER_READ_ONLY`` is set (public deployments: browse runs, launch nothing)."""
+    return os.environ.get("FER_READ_ONLY", "").strip().lower() in ("1", "true", "yes")
+
+
+def start_run(config: TrainConfig, runs_dir: Path | None = None) -> runs.RunInfo:
+    """Validates the config and starts a training process.
+
+    Args:
+        config: the run's hyperparameters (``config.data`` must be readable).
+        runs_dir: where runs live (default: :data:`fer.runs.RUNS_DIR`).
+
+    Returns:
+        The new run, status ``queued`` (the process marks it ``running`` once it starts).
+
+    Raises:
+        LaunchError: another run is active, or the config is invalid.
+    """
+    from fer.train import new_run_dir, write_config  # imports TensorFlow: only when launching
+
+    root = Path(runs_dir or runs.RUNS_DIR)
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        config.validated()
+    except ValueError as exc:
+        raise LaunchError(str(exc)) from None
+    lock = root / ".launch.lock"
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        raise LaunchError("another launch is in progress; try again in a moment") from None
+    try:
+        active = runs.active_run(root)
+        if active is not None:
+            raise LaunchError(
+                f"run {active.run_id} is still {active.state} (one run at a time on this "
+                f"machine): stop it or wait for it to finish"
+            )
+        run_dir = new_run_dir(config, root)
+        write_config(run_dir, config)
+        runs.write_status(run_dir, "queued", epoch=0, epochs=config.epochs)
+        log = open(run_dir / "stdout.log", "ab")  # noqa: SIM115 - handed to the child
+        env = {**os.environ, "FER_RUNS_DIR": str(root), "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fer", "train", "--config", str(run_dir / "config.json"),
+             "--run-dir", str(run_dir)],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            start_new_session=True,  # survives an app restart; Ctrl-C in the app's shell too
+        )
+        log.close()
+        if (runs.read_json(run_dir / "status.json", {}) or {}).get("state") == "queued":
+            runs.write_status(run_dir, "queued", pid=proc.pid)  # the child may be running already
+        return runs.load_run(run_dir)
+    finally:
+        os.close(fd)
+        lock.unlink(missing_ok=True)

@@ -1,0 +1,163 @@
+"""Streamlit pieces shared by the pages: the cached predictor, the model picker, the result view.
+
+Pages stay short flat scripts; what two pages both need lives here.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import streamlit as st
+
+from fer import runs
+from fer.data import CLASSES
+from fer.predict import DEFAULT_MODEL, MODELS_DIR, ModelError, Predictor, Result, read_model_meta
+from fer.render import EMOJI, EMOTION_COLORS, draw_faces, gradcam_overlay, probabilities_table
+
+HOW_IT_WORKS = (
+    "**How it works:** BlazeFace finds each face → a square crop is turned grayscale and "
+    "resized to 48×48 like FER2013 → a CNN trained from scratch on FER2013 gives the "
+    "probabilities of 7 expressions."
+)
+
+
+@st.cache_resource(show_spinner="Loading the model…")
+def get_predictor(model_path: str) -> Predictor:
+    """One predictor per model file, shared by every session and the webcam thread."""
+    return Predictor(model_path)
+
+
+def model_choices() -> dict[str, Path]:
+    """The shipped models plus every finished training run's best checkpoint."""
+    choices: dict[str, Path] = {}
+    for path in sorted(MODELS_DIR.glob("*.keras")):
+        try:
+            meta = read_model_meta(path)
+        except ModelError:
+            continue
+        acc = (meta.get("evaluation") or {}).get("accuracy")
+        label = f"{path.stem} (shipped" + (f", test {acc:.1%})" if acc else ")")
+        choices[label] = path
+    for run in runs.list_runs():
+        if run.state == "finished" and (run.path / "best.keras").exists():
+            acc = run.test_accuracy
+            label = f"run {run.run_id}" + (f" (test {acc:.1%})" if acc else "")
+            choices[label] = run.path / "best.keras"
+    return choices
+
+
+def sidebar_predictor() -> Predictor | None:
+    """The sidebar's model picker; returns the chosen predictor, or None with an error shown."""
+    choices = model_choices()
+    with st.sidebar:
+        if not choices:
+            st.error(f"No model found in `{MODELS_DIR.name}/`. Train one on the *Train* page or "
+                     "restore the shipped `models/fer_vgg.keras`.")
+            return None
+        default = next((i for i, p in enumerate(choices.values()) if p == DEFAULT_MODEL), 0)
+        label = st.selectbox("Model", list(choices), index=default, key="model_choice",
+                             help="The shipped model, or any finished training run")
+        try:
+            predictor = get_predictor(str(choices[label]))
+        except ModelError as exc:
+            st.error(str(exc))
+            return None
+        meta = predictor.meta
+        acc = (meta.get("evaluation") or {}).get("accuracy")
+        cfg = meta.get("config") or {}
+        if acc is not None:
+            st.metric("FER2013 test accuracy", f"{acc:.1%}")
+        st.caption(f"Network: `{cfg.get('preset', '?')}` · {meta.get('params', 0) / 1e6:.2f}M "
+                   f"parameters" if meta.get("params") else f"Network: `{cfg.get('preset', '?')}`")
+        st.markdown(HOW_IT_WORKS)
+    return predictor
+
+
+def show_result(result: Result, predictor: Predictor, name: str, explain: bool, key: str) -> None:
+    """The result view: annotated photo, one bar chart per face, heatmaps, downloads."""
+    from fer.charts import probability_bars
+
+    if not result.faces:
+        st.warning(f"**{name}:** {result.reason}")
+        st.image(result.image, caption=name, width="stretch")
+        return
+    annotated = draw_faces(result.image, result.faces)
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        st.image(annotated, caption=f"{name} · {len(result.faces)} face(s)", width="stretch")
+    with right:
+        for i, face in enumerate(result.faces, 1):
+            color = EMOTION_COLORS[face.label]
+            st.markdown(f"#### Face #{i}: {EMOJI[face.label]} :{_md_color(color)}[{face.label}] "
+                        f"· {face.confidence:.0%}")
+            cols = st.columns([1, 3]) if explain else [None, st.container()]
+            if explain:
+                with cols[0]:
+                    heat = predictor.gradcam(face.crop)
+                    st.image(gradcam_overlay(face.crop, heat), caption="Grad-CAM",
+                             width="stretch")
+            with cols[1]:
+                st.plotly_chart(probability_bars(face.probs, height=230), width="stretch",
+                                key=f"{key}-bars-{i}", config={"displayModeBar": False})
+    rows = probabilities_table(result.faces)
+    png = io.BytesIO()
+    annotated.save(png, format="PNG")
+    d1, d2, d3 = st.columns(3)
+    stem = Path(name).stem
+    d1.download_button("Annotated image (PNG)", png.getvalue(), f"{stem}-annotated.png",
+                       "image/png", key=f"{key}-png")
+    d2.download_button("Results (CSV)", _csv(rows), f"{stem}-emotions.csv", "text/csv",
+                       key=f"{key}-csv")
+    payload = {"image": name, "faces": [f.to_dict() for f in result.faces]}
+    d3.download_button("Results (JSON)", json.dumps(payload, indent=2), f"{stem}-emotions.json",
+                       "application/json", key=f"{key}-json")
+
+
+def _csv(rows: list[dict]) -> str:
+    import csv
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _md_color(hex_color: str) -> str:
+    # Streamlit markdown knows a few named colours; map each emotion to the nearest.
+    return {"#D62728": "red", "#8C564B": "orange", "#9467BD": "violet", "#F2B701": "orange",
+            "#7F7F7F": "gray", "#1F77B4": "blue", "#17BECF": "blue"}.get(hex_color, "gray")
+
+
+def legend() -> None:
+    """A one-line colour legend of the seven emotions."""
+    st.caption(" · ".join(f"{EMOJI[c]} {c}" for c in CLASSES))
+
+
+DEFAULT_ICE_SERVERS = [{"urls": ["stun:stun.l.google.com:19302"]}]
+
+
+def ice_servers() -> list[dict]:
+    """ICE servers for live video: ``ice_servers`` from ``st.secrets`` (a TURN server is needed
+    on Streamlit Community Cloud), else a public STUN server, enough on a LAN or localhost."""
+    try:
+        configured = st.secrets.get("ice_servers")
+    except Exception:  # noqa: BLE001 - no secrets.toml at all is the common local case
+        configured = None
+    if configured:
+        return [dict(s) for s in configured]
+    return DEFAULT_ICE_SERVERS
+
+
+def setting(name: str, default: str = "") -> str:
+    """A deployment setting from the environment, else from ``st.secrets``."""
+    import os
+
+    if name in os.environ:
+        return os.environ[name]
+    try:
+        return str(st.secrets.get(name, default))
+    except Exception:  # noqa: BLE001 - no secrets.toml
+        return default

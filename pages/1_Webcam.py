@@ -1,0 +1,80 @@
+"""Webcam: a snapshot through the browser camera, or live video with emotions on every frame."""
+
+import av
+import streamlit as st
+from streamlit_webrtc import WebRtcMode, webrtc_streamer
+
+from fer import ui
+from fer.charts import probability_bars
+from fer.live import LiveProcessor
+from fer.predict import ImageError
+
+st.set_page_config(page_title="Webcam · FER", page_icon="📷", layout="wide")
+st.title("📷 Webcam")
+
+st.session_state.setdefault("webcam_mode", "Snapshot")
+predictor = ui.sidebar_predictor()
+if predictor is None:
+    st.stop()
+
+mode = st.segmented_control("Mode", ["Snapshot", "Live video"], key="webcam_mode",
+                            label_visibility="collapsed")
+
+if mode == "Snapshot":
+    st.caption("Works everywhere the browser may use the camera (HTTPS or localhost).")
+    explain = st.toggle("Explain with heatmaps", key="snapshot_explain")
+    shot = st.camera_input("Take a photo", key="snapshot")
+    if shot is None:
+        st.info("Allow camera access, then press **Take Photo**.")
+        st.stop()
+    try:
+        result = predictor.predict(shot.getvalue())
+    except ImageError as exc:
+        st.error(str(exc))
+        st.stop()
+    ui.show_result(result, predictor, "snapshot.jpg", explain, key="snapshot")
+    st.stop()
+
+st.caption("Live video streams over WebRTC. On Streamlit Community Cloud this needs a TURN "
+           "server (see the README); the Snapshot mode works without one.")
+smoothing = st.slider("Temporal smoothing", 0.0, 0.95, 0.6, 0.05, key="smoothing",
+                      help="Averages each face's probabilities over recent frames: higher is "
+                      "steadier, lower reacts faster")
+live = st.session_state.setdefault("live_processor", LiveProcessor(predictor))
+live.predictor, live.smoothing = predictor, smoothing
+
+
+def video_frame_callback(frame: av.VideoFrame) -> av.VideoFrame:
+    # Runs in the WebRTC worker thread: no st.* here; results leave through live.results.
+    annotated, _ = live.process(frame.to_ndarray(format="rgb24"))
+    return av.VideoFrame.from_ndarray(annotated, format="rgb24")
+
+
+video, bars = st.columns([3, 2])
+with video:
+    ctx = webrtc_streamer(
+        key="live",
+        mode=WebRtcMode.SENDRECV,
+        rtc_configuration={"iceServers": ui.ice_servers()},
+        media_stream_constraints={"video": {"width": 640, "height": 480}, "audio": False},
+        video_frame_callback=video_frame_callback,
+        async_processing=True,  # drop stale frames instead of lagging behind the camera
+    )
+with bars:
+    if not ctx.state.playing:
+        st.info("Press **START** and allow camera access.")
+        st.stop()
+    status, chart = st.empty(), st.empty()
+    shown = 0
+    while ctx.state.playing:
+        try:
+            result = live.results.get(timeout=1.0)
+        except Exception:  # queue.Empty: no frame yet
+            continue
+        status.markdown(f"**{result.fps:.1f} fps** · {result.latency_ms:.0f} ms per frame · "
+                        f"{len(result.faces)} face(s)")
+        if result.faces:
+            face, shown = result.faces[0], shown + 1
+            chart.plotly_chart(probability_bars(face.probs, title=f"largest face: {face.label}"),
+                               width="stretch", config={"displayModeBar": False},
+                               key=f"live-bars-{shown}")
