@@ -4,6 +4,14 @@ Submodules are imported on demand so that light callers (the CLI's --help, the d
 listing) do not pay for importing TensorFlow.
 """
 
+try:
+    # pylibsrtp (streamlit-webrtc -> aiortc) segfaults when it is loaded after TensorFlow
+    # (measured: `import tensorflow; import pylibsrtp` crashes, the reverse order works), so it
+    # is loaded first, before any fer module can import TensorFlow.
+    import pylibsrtp  # noqa: F401
+except ImportError:  # streamlit-webrtc not installed: nothing to protect
+    pass
+
 from fer.data import CLASSES
 
 __all__ = ["CLASSES"]

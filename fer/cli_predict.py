@@ -1,4 +1,4 @@
-"""``python -m fer predict``: emotions for files, folders and zips, as a table, JSON lines or CSV."""
+"""``python -m fer predict``: emotions for files, folders and zips as a table, JSONL or CSV."""
 
 from __future__ import annotations
 

@@ -137,7 +137,8 @@ class FaceDetector:
         # resizing before padding keeps the cost independent of the photo's size.
         scale = size / side
         rw, rh = max(1, round(w * scale)), max(1, round(h * scale))
-        small = np.asarray(Image.fromarray(rgb[..., :3]).resize((rw, rh), Image.Resampling.BILINEAR))
+        small = Image.fromarray(rgb[..., :3]).resize((rw, rh), Image.Resampling.BILINEAR)
+        small = np.asarray(small)
         x = np.zeros((1, size, size, 3), np.float32)
         top, left = (size - rh) // 2, (size - rw) // 2
         x[0, top : top + rh, left : left + rw] = small.astype(np.float32) / 127.5 - 1.0

@@ -1,4 +1,4 @@
-"""``tf.data`` input pipelines: shuffle, batch, Keras augmentation layers, optional mixup, prefetch."""
+"""``tf.data`` input pipelines: shuffle, batch, Keras augmentation layers, mixup, prefetch."""
 
 from __future__ import annotations
 

@@ -164,7 +164,8 @@ def load_image(source: Any) -> Image.Image:
             hi = arr.max() if arr.size else 1.0
             arr = np.clip(arr / (hi if hi > 1.0 else 1.0) * 255.0, 0, 255).astype(np.uint8)
         if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
-            raise ImageError(f"an image array must be (H, W), (H, W, 3) or (H, W, 4); got {arr.shape}")
+            raise ImageError(
+                f"an image array must be (H, W), (H, W, 3) or (H, W, 4); got {arr.shape}")
         im = Image.fromarray(arr[..., 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr)
     elif isinstance(source, Image.Image):
         im = source
@@ -335,7 +336,8 @@ class Predictor:
                 # The last 4-D activation is the finest map that still "sees" whole-face parts.
                 last = next(l for l in reversed(self.model.layers)
                             if len(getattr(l.output, "shape", ())) == 4)
-                self._gradcam_model = keras.Model(self.model.inputs, [last.output, self.model.output])
+                self._gradcam_model = keras.Model(self.model.inputs,
+                                                  [last.output, self.model.output])
             x = tf.constant(np.asarray(crop, np.float32)[None, ..., None])
             with tf.GradientTape() as tape:
                 fmap, probs = self._gradcam_model(x, training=False)

@@ -40,7 +40,7 @@ def draw_faces(image: Image.Image, faces, numbered: bool = True) -> Image.Image:
         x, y, w, h = face.box
         color = EMOTION_COLORS[face.label]
         draw.rectangle([x, y, x + w, y + h], outline=color, width=width)
-        text = f"{'#%d ' % i if numbered else ''}{face.label} {face.confidence:.0%}"
+        text = f"{f'#{i} ' if numbered else ''}{face.label} {face.confidence:.0%}"
         font = _font(max(12, min(base // 40, max(12, w // 4))))
         l, t, r, b = draw.textbbox((0, 0), text, font=font)
         pad = max(2, width)

@@ -19,7 +19,8 @@ from typing import Any
 
 RUNS_DIR = Path(os.environ.get("FER_RUNS_DIR", Path(__file__).resolve().parent.parent / "runs"))
 STATUSES = ("queued", "running", "finished", "failed", "stopped")
-HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
+HISTORY_FIELDS = (
+    "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
 STOP_FILE = "STOP"
 
 

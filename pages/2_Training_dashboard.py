@@ -1,4 +1,4 @@
-"""Training dashboard: every run's curves, side by side, plus confusion matrix and per-class scores."""
+"""Training dashboard: runs' curves side by side, confusion matrix and per-class scores."""
 
 import streamlit as st
 
