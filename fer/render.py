@@ -77,3 +77,17 @@ def probabilities_table(faces) -> list[dict]:
         row |= {c: round(float(p), 4) for c, p in zip(CLASSES, f.probs)}
         rows.append(row)
     return rows
+
+
+def bars_html(probs) -> str:
+    """The 7 probabilities as one small HTML block of coloured bars (cheap to redraw live)."""
+    rows = []
+    for name, p in zip(CLASSES, probs):
+        rows.append(
+            f'<div style="display:flex;align-items:center;gap:.5em;margin:.15em 0">'
+            f'<span style="width:6.5em">{EMOJI[name]} {name}</span>'
+            f'<span style="flex:1;background:rgba(128,128,128,.15);border-radius:3px">'
+            f'<span style="display:block;width:{100 * float(p):.1f}%;height:1em;'
+            f'background:{EMOTION_COLORS[name]};border-radius:3px"></span></span>'
+            f'<span style="width:3em;text-align:right">{float(p):.0%}</span></div>')
+    return "".join(rows)

@@ -140,8 +140,13 @@ DEFAULT_ICE_SERVERS = [{"urls": ["stun:stun.l.google.com:19302"]}]
 
 
 def ice_servers() -> list[dict]:
-    """ICE servers for live video: ``ice_servers`` from ``st.secrets`` (a TURN server is needed
-    on Streamlit Community Cloud), else a public STUN server, enough on a LAN or localhost."""
+    """ICE servers for live video: ``FER_ICE_SERVERS`` (JSON) or ``ice_servers`` in
+    ``st.secrets`` (a TURN server is needed on Streamlit Community Cloud), else a public STUN
+    server, enough on a LAN or localhost."""
+    import os
+
+    if "FER_ICE_SERVERS" in os.environ:
+        return json.loads(os.environ["FER_ICE_SERVERS"])
     try:
         configured = st.secrets.get("ice_servers")
     except Exception:  # noqa: BLE001 - no secrets.toml at all is the common local case

@@ -1,13 +1,15 @@
 """Webcam: a snapshot through the browser camera, or live video with emotions on every frame."""
 
+import queue
+
 import av
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from fer import ui
-from fer.charts import probability_bars
 from fer.live import LiveProcessor
 from fer.predict import ImageError
+from fer.render import EMOJI, bars_html
 
 st.set_page_config(page_title="Webcam · FER", page_icon="📷", layout="wide")
 st.title("📷 Webcam")
@@ -60,21 +62,32 @@ with video:
         video_frame_callback=video_frame_callback,
         async_processing=True,  # drop stale frames instead of lagging behind the camera
     )
-with bars:
-    if not ctx.state.playing:
+
+
+@st.fragment(run_every=1.0)
+def live_bars():
+    # Polls the callback's one-slot queue once a second; the video itself never waits on it.
+    # One HTML block of bars, not Plotly: a chart re-drawn every second costs the browser
+    # more than the whole frame pipeline costs the server.
+    try:
+        st.session_state.live_result = live.results.get_nowait()
+    except queue.Empty:
+        pass
+    result = st.session_state.get("live_result")
+    if result is None:
         st.info("Press **START** and allow camera access.")
-        st.stop()
-    status, chart = st.empty(), st.empty()
-    shown = 0
-    while ctx.state.playing:
-        try:
-            result = live.results.get(timeout=1.0)
-        except Exception:  # queue.Empty: no frame yet
-            continue
-        status.markdown(f"**{result.fps:.1f} fps** · {result.latency_ms:.0f} ms per frame · "
-                        f"{len(result.faces)} face(s)")
-        if result.faces:
-            face, shown = result.faces[0], shown + 1
-            chart.plotly_chart(probability_bars(face.probs, title=f"largest face: {face.label}"),
-                               width="stretch", config={"displayModeBar": False},
-                               key=f"live-bars-{shown}")
+        return
+    st.markdown(f"**{result.fps:.1f} fps** · {result.latency_ms:.0f} ms per frame · "
+                f"{len(result.faces)} face(s)")
+    if result.faces:
+        face = result.faces[0]
+        st.markdown(f"Largest face: {EMOJI[face.label]} **{face.label}**")
+        st.markdown(bars_html(face.probs), unsafe_allow_html=True)
+
+
+with bars:
+    if ctx.state.playing:
+        live_bars()
+    else:
+        st.session_state.pop("live_result", None)
+        st.info("Press **START** and allow camera access.")

@@ -1,0 +1,156 @@
+"""End to end in a real browser: Debian's headless Chromium, driven by Playwright, against
+``streamlit run`` on localhost. Skips where Chromium or Playwright is missing (CI installs both).
+
+Screenshots go to ``test-output/``; with ``FER_UPDATE_SCREENSHOTS=1`` they also replace the
+README's images in ``tests/screenshots/``.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fer.samples import ASTRONAUT
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = ROOT / "test-output"
+README_SHOTS = Path(__file__).resolve().parent / "screenshots"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
+playwright = pytest.importorskip("playwright.sync_api")
+if not Path(CHROMIUM).exists():
+    pytest.skip("Debian's chromium is not installed (apt-get install chromium)",
+                allow_module_level=True)
+
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-quic",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    port = _free_port()
+    env = {**os.environ, "FER_RUNS_DIR": str(tmp_path_factory.mktemp("runs")),
+           "FER_ICE_SERVERS": "[]"}  # loopback needs no STUN; there is no network here
+    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
+         str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(url + "/_stcore/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not start")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+    log.close()
+
+
+def _browser(pw, extra_args=()):
+    return pw.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args])
+
+
+def _shot(page, name: str) -> Path:
+    OUTPUT.mkdir(exist_ok=True)
+    path = OUTPUT / name
+    page.screenshot(path=str(path), full_page=True)
+    if os.environ.get("FER_UPDATE_SCREENSHOTS") == "1":
+        README_SHOTS.mkdir(exist_ok=True)
+        shutil.copy(path, README_SHOTS / name)
+    return path
+
+
+def test_upload_a_photo_and_see_boxes_and_bars(app_url):
+    with playwright.sync_playwright() as pw:
+        browser = _browser(pw)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(app_url, wait_until="networkidle")
+        page.get_by_text("Upload one or more photos").wait_for(timeout=90_000)
+        page.locator("input[type=file]").first.set_input_files(str(ASTRONAUT))
+        page.get_by_text("Face #1").wait_for(timeout=90_000)
+        assert page.get_by_text("happy").first.is_visible()
+        page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+        images = page.locator("[data-testid=stImage] img")
+        assert images.count() >= 1
+        page.wait_for_timeout(1000)
+        path = _shot(page, "home.png")
+        assert path.stat().st_size > 20_000
+        browser.close()
+
+
+def test_other_pages_render(app_url):
+    with playwright.sync_playwright() as pw:
+        browser = _browser(pw)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        for slug, text, name in (("Training_dashboard", "Runs to compare", "dashboard.png"),
+                                 ("Train_a_model", "New run", "train.png")):
+            page.goto(f"{app_url}/{slug}", wait_until="networkidle")
+            page.get_by_text(text).first.wait_for(timeout=90_000)
+            page.wait_for_timeout(1500)
+            assert page.locator("[data-testid=stException]").count() == 0
+            _shot(page, name)
+        browser.close()
+
+
+def _write_y4m(path: Path, frames: int = 30) -> None:
+    """A short 640x480 video of the astronaut's face drifting sideways, as YUV4MPEG2."""
+    base = Image.open(ASTRONAUT).convert("RGB").resize((480, 480))
+    with open(path, "wb") as fh:
+        fh.write(b"YUV4MPEG2 W640 H480 F15:1 Ip A1:1 C420jpeg\n")
+        for i in range(frames):
+            canvas = Image.new("RGB", (640, 480), (40, 40, 40))
+            canvas.paste(base, (40 + 2 * i, 0))
+            y, cb, cr = canvas.convert("YCbCr").split()
+            fh.write(b"FRAME\n" + np.asarray(y).tobytes()
+                     + np.asarray(cb.resize((320, 240))).tobytes()
+                     + np.asarray(cr.resize((320, 240))).tobytes())
+
+
+def test_live_webcam_with_a_fake_camera(app_url, tmp_path):
+    video = tmp_path / "face.y4m"
+    _write_y4m(video)
+    fake = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-video-capture={video}"]
+    with playwright.sync_playwright() as pw:
+        browser = _browser(pw, fake)
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        context.grant_permissions(["camera"])
+        page = context.new_page()
+        page.goto(f"{app_url}/Webcam", wait_until="networkidle")
+        page.get_by_text("Live video", exact=True).click(timeout=120_000)
+        frame = page.frame_locator("iframe[title*='streamlit_webrtc']").first
+        frame.get_by_role("button", name="START").click(timeout=90_000)
+        # The page's bar panel only shows faces that came back from the server's callback.
+        page.get_by_text("Largest face").first.wait_for(timeout=120_000)
+        assert page.get_by_text("Largest face").first.inner_text().endswith("happy")
+        status = page.get_by_text("face(s)").first.inner_text()
+        assert "1 face(s)" in status
+        page.get_by_text("surprise").first.wait_for(timeout=30_000)  # the bars block
+        page.wait_for_timeout(3000)
+        _shot(page, "webcam_live.png")
+        frame.get_by_role("button", name="STOP").click()
+        browser.close()
