@@ -84,6 +84,19 @@ def write_status(run_dir: Path, state: str, **fields: Any) -> dict[str, Any]:
     return status
 
 
+def cpu_name() -> str:
+    """The processor's model name (for recording where a run trained)."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def pid_alive(pid: int | None) -> bool:
     """True when a process with this pid exists on this machine."""
     if not pid:

@@ -202,7 +202,7 @@ def train(
     (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
     runs.write_status(run_dir, "running", pid=os.getpid(), epoch=len(history),
                       epochs=config.epochs, started=time.time(), error=None,
-                      host=platform.node(), cpu=platform.processor() or platform.machine())
+                      host=platform.node(), cpu=runs.cpu_name(), cores=os.cpu_count())
     recorder = RunRecorder(run_dir, config, history)
     previous = {}
     if threading.current_thread() is threading.main_thread():
