@@ -76,6 +76,17 @@ def _extract_text(zf: zipfile.ZipFile, name: str, where: Path) -> Path:
     return tmp
 
 
+def _train_command(config) -> str:
+    """The CLI call that reproduces a config: the preset plus every field that differs."""
+    from fer.config import TrainConfig
+
+    base = TrainConfig.for_preset(config.preset).to_dict()
+    flags = [f"--{k.replace('_', '-')} {v}" for k, v in config.to_dict().items()
+             if k not in ("preset", "data") and v != base[k]]
+    return " ".join(["python -m fer train --preset", config.preset, *flags,
+                     "--data <fer2013.zip>"])
+
+
 def export_run(
     run_dir: Path, output: Path, *, data: str, tta: str = "flip", pack: bool = False
 ) -> Path:
@@ -123,7 +134,7 @@ def export_run(
             "machine": {"cpu": status.get("cpu") or runs.cpu_name(),
                         "cores": status.get("cores") or os.cpu_count(),
                         "platform": platform.platform(), "gpu": "none"},
-            "command": f"python -m fer train --preset {config.preset} --data <fer2013.zip>",
+            "command": _train_command(config),
         },
         "history": history,
         "evaluation": {"split": "test (PublicTest)", "source": Path(data).name,

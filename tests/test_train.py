@@ -139,3 +139,26 @@ def test_cli_bad_value_is_a_clear_error(tmp_path):
                           str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
     assert res.returncode == 2 and "epochs must be" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_export_writes_model_and_metadata_and_a_resumable_checkpoint(fer_folder, tmp_path):
+    from fer.checkpoint import export_run, prepare_resume
+    from fer.predict import load_model
+
+    data = load_fer2013(fer_folder, quiet=True)
+    config = TrainConfig(data=str(fer_folder), **{**TOY, "epochs": 2})
+    run = train(config, tmp_path / "run", dataset=data)
+    out = export_run(run, tmp_path / "models" / "toy.keras", data=str(fer_folder), pack=True)
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["classes"] == list(load_fer2013(fer_folder, quiet=True).report.counts["train"])
+    assert meta["evaluation"]["n"] == 21 and meta["evaluation"]["tta"]["mode"] == "flip"
+    assert meta["training"]["epochs_done"] == 2 and len(meta["history"]) == 2
+    assert "--epochs 2" in meta["training"]["command"]
+    assert load_model(out).model.count_params() == meta["params"]
+    # The checkpoint zip resumes elsewhere and continues at epoch 3.
+    ckpt = tmp_path / "models" / "toy.ckpt.zip"
+    moved = prepare_resume(ckpt, tmp_path / "elsewhere")
+    assert (moved / "last.keras").exists()
+    more = TrainConfig.from_dict({**config.to_dict(), "epochs": 3})
+    train(more, moved, resume=True, dataset=data)
+    assert [r["epoch"] for r in runs.read_history(moved / "history.csv")] == [1, 2, 3]
