@@ -162,3 +162,16 @@ def test_export_writes_model_and_metadata_and_a_resumable_checkpoint(fer_folder,
     more = TrainConfig.from_dict({**config.to_dict(), "epochs": 3})
     train(more, moved, resume=True, dataset=data)
     assert [r["epoch"] for r in runs.read_history(moved / "history.csv")] == [1, 2, 3]
+
+
+@pytest.mark.slow
+@pytest.mark.fer2013
+def test_one_real_epoch_learns(tmp_path):
+    """One epoch of the shipped recipe on the real FER2013 (~2-4 min on 2 cores)."""
+    from conftest import shared_zip_or_skip
+
+    config = TrainConfig(data=str(shared_zip_or_skip()), epochs=1, patience=0)
+    run = train(config, tmp_path / "real")
+    history = runs.read_history(run / "history.csv")
+    assert history[0]["val_accuracy"] > 0.3  # chance is 0.25 (always "happy")
+    assert runs.read_json(run / "metrics.json")["accuracy"] > 0.3
