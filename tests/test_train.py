@@ -166,12 +166,13 @@ def test_export_writes_model_and_metadata_and_a_resumable_checkpoint(fer_folder,
 
 @pytest.mark.slow
 @pytest.mark.fer2013
-def test_one_real_epoch_learns(tmp_path):
-    """One epoch of the shipped recipe on the real FER2013 (~2-4 min on 2 cores)."""
+def test_two_real_epochs_learn(tmp_path):
+    """Two epochs of the shipped recipe on the real FER2013 (~4 min on 2 cores)."""
     from conftest import shared_zip_or_skip
 
-    config = TrainConfig(data=str(shared_zip_or_skip()), epochs=1, patience=0)
+    config = TrainConfig(data=str(shared_zip_or_skip()), epochs=2, warmup_epochs=0.5,
+                         patience=0)
     run = train(config, tmp_path / "real")
     history = runs.read_history(run / "history.csv")
-    assert history[0]["val_accuracy"] > 0.3  # chance is 0.25 (always "happy")
+    assert history[-1]["val_accuracy"] > 0.3  # always answering "happy" scores 0.25
     assert runs.read_json(run / "metrics.json")["accuracy"] > 0.3
