@@ -281,5 +281,6 @@ def _fit(config, run_dir, recorder, history, resume, dataset) -> None:
         best = keras.models.load_model(run_dir / "best.keras")
         result = evaluate(best, data["test"], tta="flip", crop_size=config.crop_size)
         write_metrics(run_dir / "metrics.json", result, split="test", source=config.data)
-        log.info("test accuracy %.4f (flip TTA), macro-F1 %.4f", result["accuracy"],
-                 result["macro_f1"])
+        log.info("test accuracy %.4f, macro-F1 %.4f; with flip TTA %.4f and %.4f",
+                 result["accuracy"], result["macro_f1"], result["tta"]["accuracy"],
+                 result["tta"]["macro_f1"])
