@@ -76,6 +76,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pack(args: argparse.Namespace) -> int:
+    from fer import checkpoint
+
+    run_dir = Path(args.run_dir)
+    out = Path(args.output or f"models/checkpoints/{run_dir.name}.ckpt.zip")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint.pack_run(run_dir, out)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB); continue it anywhere with "
+          f"`python -m fer train --resume {out}`")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fer", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -109,6 +121,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="also pack the run (last.keras, history, config) into <output>.ckpt.zip "
                    "so a later session can resume it")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("pack", help="pack a run's resumable state into one checkpoint zip",
+                       description="For a long run that must survive the machine: commit the "
+                       "zip (one file, replaced as the run advances) and resume it elsewhere.")
+    p.add_argument("run_dir", help="a run directory")
+    p.add_argument("--output", help="default: models/checkpoints/<run-id>.ckpt.zip")
+    p.set_defaults(func=cmd_pack)
 
     try:
         from fer.cli_predict import add_predict_parser

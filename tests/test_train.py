@@ -132,6 +132,14 @@ def test_cli_train_and_evaluate(fer_zip, tmp_path):
     assert res.returncode == 0, res.stderr
     assert "flip TTA" in res.stdout
     assert json.loads(out.read_text())["n"] == 21
+    ckpt = tmp_path / "run.ckpt.zip"
+    res = subprocess.run([sys.executable, "-m", "fer", "pack", str(run), "--output", str(ckpt)],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    import zipfile
+
+    assert {"config.json", "history.csv", "last.keras", "best.keras"} <= set(
+        zipfile.ZipFile(ckpt).namelist())
 
 
 def test_cli_bad_value_is_a_clear_error(tmp_path):
