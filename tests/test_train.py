@@ -35,7 +35,7 @@ def test_short_train_writes_every_run_file(fer_folder, tmp_path):
     assert not list(run.glob(".*tmp*")), "temporary files left behind"
 
 
-def test_resume_continues_at_the_next_epoch(fer_folder, tmp_path):
+def test_resume_continues_at_the_next_epoch(fer_folder, tmp_path, monkeypatch):
     data = load_fer2013(fer_folder, quiet=True)
     config = TrainConfig(data=str(fer_folder), **{**TOY, "epochs": 3})
     run = tmp_path / "run"
@@ -49,11 +49,9 @@ def test_resume_continues_at_the_next_epoch(fer_folder, tmp_path):
         if epoch == 0:
             runs.request_stop(self.run_dir)
 
-    train_mod.RunRecorder.on_epoch_end = on_epoch_end
-    try:
+    with monkeypatch.context() as m:
+        m.setattr(train_mod.RunRecorder, "on_epoch_end", on_epoch_end)
         train(config, run, dataset=data)
-    finally:
-        train_mod.RunRecorder.on_epoch_end = original
     assert runs.read_json(run / "status.json")["state"] == "stopped"
     assert len(runs.read_history(run / "history.csv")) == 1
     optimizer_steps = int(keras.models.load_model(run / "last.keras").optimizer.iterations)
@@ -64,11 +62,10 @@ def test_resume_continues_at_the_next_epoch(fer_folder, tmp_path):
     assert optimizer_steps == 77 // 16  # one epoch of steps (77 train images) carried over
 
 
-def test_stop_request_mid_epoch_leaves_status_stopped(fer_folder, tmp_path):
+def test_stop_request_mid_epoch_leaves_status_stopped(fer_folder, tmp_path, monkeypatch):
     data = load_fer2013(fer_folder, quiet=True)
     run = tmp_path / "run"
     run.mkdir()
-    runs.request_stop(run)  # train() clears stale STOP files, so ask once it is running:
     from fer import train as train_mod
 
     original = train_mod.RunRecorder.on_train_batch_end
@@ -78,11 +75,8 @@ def test_stop_request_mid_epoch_leaves_status_stopped(fer_folder, tmp_path):
             runs.request_stop(self.run_dir)
         original(self, batch, logs)
 
-    train_mod.RunRecorder.on_train_batch_end = on_batch_end
-    try:
-        train(TrainConfig(data=str(fer_folder), **{**TOY, "epochs": 5}), run, dataset=data)
-    finally:
-        train_mod.RunRecorder.on_train_batch_end = original
+    monkeypatch.setattr(train_mod.RunRecorder, "on_train_batch_end", on_batch_end)
+    train(TrainConfig(data=str(fer_folder), **{**TOY, "epochs": 5}), run, dataset=data)
     status = runs.read_json(run / "status.json")
     assert status["state"] == "stopped"
     assert runs.read_history(run / "history.csv") == []  # the partial epoch is not recorded
