@@ -178,3 +178,12 @@ def test_two_real_epochs_learn(tmp_path):
     history = runs.read_history(run / "history.csv")
     assert history[-1]["val_accuracy"] > 0.3  # always answering "happy" scores 0.25
     assert runs.read_json(run / "metrics.json")["accuracy"] > 0.3
+
+
+def test_a_stale_stop_file_does_not_stop_a_new_run(fer_folder, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    runs.request_stop(run)  # left over from an earlier run in the same directory
+    train(TrainConfig(data=str(fer_folder), **{**TOY, "epochs": 1}), run,
+          dataset=load_fer2013(fer_folder, quiet=True))
+    assert runs.read_json(run / "status.json")["state"] == "finished"
