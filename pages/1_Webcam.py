@@ -42,7 +42,9 @@ st.caption("Live video streams over WebRTC. On Streamlit Community Cloud this ne
 smoothing = st.slider("Temporal smoothing", 0.0, 0.95, 0.6, 0.05, key="smoothing",
                       help="Averages each face's probabilities over recent frames: higher is "
                       "steadier, lower reacts faster")
-live = st.session_state.setdefault("live_processor", LiveProcessor(predictor))
+if "live_processor" not in st.session_state:  # one per browser session, kept across reruns
+    st.session_state.live_processor = LiveProcessor(predictor)
+live = st.session_state.live_processor
 live.predictor, live.smoothing = predictor, smoothing
 
 
