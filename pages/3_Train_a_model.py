@@ -24,7 +24,9 @@ def active_run_panel():
     run = runs.active_run()
     if run is None:
         latest = next(iter(runs.list_runs()), None)
-        if latest is not None:
+        if latest is None:
+            st.caption("No run yet: start one below.")
+        else:
             st.caption(f"Last run: **{latest.run_id}**: {latest.state}"
                        + (f", test accuracy {latest.test_accuracy:.1%}"
                           if latest.test_accuracy else "")

@@ -110,7 +110,7 @@ def test_other_pages_render(app_url):
                                  ("Train_a_model", "New run", "train.png")):
             page.goto(f"{app_url}/{slug}", wait_until="networkidle")
             page.get_by_text(text).first.wait_for(timeout=90_000)
-            page.wait_for_timeout(1500)
+            page.wait_for_timeout(4000)  # let every widget finish rendering
             assert page.locator("[data-testid=stException]").count() == 0
             _shot(page, name)
         browser.close()
