@@ -142,8 +142,10 @@ class RunRecorder(keras.callbacks.Callback):
         row = {"epoch": epoch + 1, "learning_rate": lr, "seconds": time.time() - self._t0}
         row |= {k: float(logs[k]) for k in runs.HISTORY_FIELDS if k in logs}
         self.rows.append(row)
-        runs.write_history(self.run_dir / "history.csv", self.rows)
+        # Checkpoint before history: a reader (pack, resume) that sees epoch N in history.csv
+        # always finds last.keras at epoch N or later, never older.
         _atomic_save(self.model, self.run_dir / "last.keras")
+        runs.write_history(self.run_dir / "history.csv", self.rows)
         val = row.get("val_accuracy", -1.0)
         if val > self.best:
             self.best = val
