@@ -24,13 +24,34 @@ PACKED = ("config.json", "history.csv", "status.json", "last.keras", "best.keras
 
 def pack_run(run_dir: Path, out: Path) -> Path:
     """Packs a run's resumable state into one zip, written atomically."""
+    import tempfile
+
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf, \
+            tempfile.TemporaryDirectory() as scratch:
         for name in PACKED:
-            if (run_dir / name).exists():
-                zf.write(run_dir / name, name)
+            path = run_dir / name
+            if path.exists() and name == "best.keras":
+                # Only last.keras needs optimizer state; the best weights alone keep the
+                # checkpoint under the repository's 25 MB file budget.
+                path = _weights_only(run_dir, path, Path(scratch) / "best.keras")
+            if path.exists():
+                zf.write(path, name)
     os.replace(tmp, out)
     return out
+
+
+def _weights_only(run_dir: Path, src: Path, dest: Path) -> Path:
+    import keras
+
+    from fer.config import TrainConfig
+    from fer.model import build_model
+
+    config = TrainConfig.load(run_dir / "config.json")
+    model = build_model(config.preset, dropout=config.dropout)
+    model.set_weights(keras.models.load_model(src, compile=False).get_weights())
+    model.save(dest)
+    return dest
 
 
 def prepare_resume(source: Path, run_dir: str | os.PathLike | None = None) -> Path:
