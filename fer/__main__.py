@@ -32,7 +32,7 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from fer import checkpoint, train
+    from fer import checkpoint, runs, train
 
     if args.resume:
         run_dir = checkpoint.prepare_resume(Path(args.resume), args.run_dir)
@@ -41,7 +41,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                      if getattr(args, f.name) is not None}
         if overrides:
             config = TrainConfig.from_dict({**config.to_dict(), **overrides})
-            train.write_config(run_dir, config)
+            runs.write_config(run_dir, config)
         print(f"resuming {run_dir}")
         train.train(config, run_dir, resume=True)
     else:

@@ -40,8 +40,6 @@ def start_run(config: TrainConfig, runs_dir: Path | None = None) -> runs.RunInfo
     Raises:
         LaunchError: another run is active, or the config is invalid.
     """
-    from fer.train import new_run_dir, write_config  # imports TensorFlow: only when launching
-
     root = Path(runs_dir or runs.RUNS_DIR)
     root.mkdir(parents=True, exist_ok=True)
     try:
@@ -60,8 +58,8 @@ def start_run(config: TrainConfig, runs_dir: Path | None = None) -> runs.RunInfo
                 f"run {active.run_id} is still {active.state} (one run at a time on this "
                 f"machine): stop it or wait for it to finish"
             )
-        run_dir = new_run_dir(config, root)
-        write_config(run_dir, config)
+        run_dir = runs.new_run_dir(config, root)
+        runs.write_config(run_dir, config)
         runs.write_status(run_dir, "queued", epoch=0, epochs=config.epochs)
         log = open(run_dir / "stdout.log", "ab")  # noqa: SIM115 - handed to the child
         env = {**os.environ, "FER_RUNS_DIR": str(root), "PYTHONUNBUFFERED": "1"}

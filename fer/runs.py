@@ -14,8 +14,12 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from fer.config import TrainConfig
+from fer.data import CLASSES
 
 RUNS_DIR = Path(os.environ.get("FER_RUNS_DIR", Path(__file__).resolve().parent.parent / "runs"))
 STATUSES = ("queued", "running", "finished", "failed", "stopped")
@@ -36,6 +40,25 @@ def atomic_write_text(path: Path, text: str) -> None:
 def atomic_write_json(path: Path, data: Any) -> None:
     """Writes ``data`` as indented JSON, atomically."""
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def new_run_dir(config: TrainConfig, runs_dir: Path | None = None) -> Path:
+    """A fresh, unique ``runs/<timestamp>-<preset>`` directory."""
+    root = Path(runs_dir or RUNS_DIR)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    for i in range(100):
+        path = root / (f"{stamp}-{config.preset}" + (f"-{i}" if i else ""))
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not create a run directory under {root}")
+
+
+def write_config(run_dir: Path, config: TrainConfig) -> None:
+    """Writes ``config.json``; the class order rides along so ``best.keras`` can serve directly."""
+    atomic_write_json(Path(run_dir) / "config.json", {**config.to_dict(), "classes": list(CLASSES)})
 
 
 def read_json(path: Path, default: Any = None) -> Any:

@@ -15,7 +15,6 @@ import sys
 import threading
 import time
 import traceback
-from datetime import datetime
 from pathlib import Path
 
 import keras
@@ -33,25 +32,6 @@ log = logging.getLogger("fer.train")
 
 class StopRequested(Exception):
     """Raised internally when a run was asked to stop."""
-
-
-def new_run_dir(config: TrainConfig, runs_dir: Path | None = None) -> Path:
-    """A fresh, unique ``runs/<timestamp>-<preset>`` directory."""
-    root = Path(runs_dir or runs.RUNS_DIR)
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    for i in range(100):
-        path = root / (f"{stamp}-{config.preset}" + (f"-{i}" if i else ""))
-        try:
-            path.mkdir(parents=True)
-            return path
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"could not create a run directory under {root}")
-
-
-def write_config(run_dir: Path, config: TrainConfig) -> None:
-    """Writes ``config.json``; the class order rides along so ``best.keras`` can serve directly."""
-    runs.atomic_write_json(run_dir / "config.json", {**config.to_dict(), "classes": list(CLASSES)})
 
 
 def _atomic_save(model: keras.Model, path: Path) -> None:
@@ -195,12 +175,12 @@ def train(
         The run directory. Its ``status.json`` says finished, stopped or failed.
     """
     config.validated()
-    run_dir = Path(run_dir) if run_dir else new_run_dir(config)
+    run_dir = Path(run_dir) if run_dir else runs.new_run_dir(config)
     run_dir.mkdir(parents=True, exist_ok=True)
     handler = _setup_logging(run_dir)
     history = runs.read_history(run_dir / "history.csv") if resume else []
     if not resume:
-        write_config(run_dir, config)
+        runs.write_config(run_dir, config)
     (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
     runs.write_status(run_dir, "running", pid=os.getpid(), epoch=len(history),
                       epochs=config.epochs, started=time.time(), error=None,

@@ -91,6 +91,24 @@ def test_failure_is_recorded(tmp_path):
     assert status["state"] == "failed" and "not found" in status["error"]
 
 
+def test_launching_a_run_does_not_import_tensorflow(tmp_path):
+    # The Train page and the dashboard run in the app's process: loading TensorFlow there to
+    # write a config would cost seconds and memory on a free Streamlit Cloud instance.
+    code = (
+        "import subprocess, sys\n"
+        "class P:\n    pid = 0\n    def __init__(self, *a, **k): pass\n"
+        "subprocess.Popen = P  # the training process itself is not under test here\n"
+        "from fer import charts, launch, runs\n"
+        "from fer.config import TrainConfig\n"
+        f"run = launch.start_run(TrainConfig(epochs=1), runs_dir=r'{tmp_path}')\n"
+        "assert (run.path / 'config.json').is_file()\n"
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
 def test_config_validation_and_presets():
     with pytest.raises(ValueError, match="optimizer"):
         TrainConfig(optimizer="rmsprop").validated()
