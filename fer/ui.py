@@ -90,8 +90,9 @@ def show_result(result: Result, predictor: Predictor, name: str, explain: bool, 
     with right:
         for i, face in enumerate(result.faces, 1):
             color = EMOTION_COLORS[face.label]
-            st.markdown(f"#### Face #{i}: {EMOJI[face.label]} :{_md_color(color)}[{face.label}] "
-                        f"· {face.confidence:.0%}")
+            # The label in the box's own colour (markdown's named colours cannot match it).
+            st.markdown(f"#### Face #{i}: {EMOJI[face.label]} <span style='color:{color}'>"
+                        f"{face.label}</span> · {face.confidence:.0%}", unsafe_allow_html=True)
             cols = st.columns([1, 3]) if explain else [None, st.container()]
             if explain:
                 with cols[0]:
@@ -123,12 +124,6 @@ def _csv(rows: list[dict]) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue()
-
-
-def _md_color(hex_color: str) -> str:
-    # Streamlit markdown knows a few named colours; map each emotion to the nearest.
-    return {"#D62728": "red", "#8C564B": "orange", "#9467BD": "violet", "#F2B701": "orange",
-            "#7F7F7F": "gray", "#1F77B4": "blue", "#17BECF": "blue"}.get(hex_color, "gray")
 
 
 def legend() -> None:
