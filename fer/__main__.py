@@ -56,9 +56,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from fer.evaluate import evaluate, format_report, write_metrics
     from fer.predict import load_model
 
-    model = load_model(args.model).model
+    loaded = load_model(args.model)
     data = load_fer2013(args.data)
-    result = evaluate(model, data[args.split], tta=args.tta, crop_size=args.crop_size)
+    if args.split == "val":
+        # The same seeded split the model was selected on: for choosing e.g. the TTA mode
+        # without touching test.
+        from fer.config import TrainConfig
+        from fer.data import stratified_split
+
+        config = TrainConfig.from_dict(loaded.meta.get("config", {}))
+        data.splits["val"] = stratified_split(data["train"], config.val_fraction, config.seed)[1]
+    result = evaluate(loaded.model, data[args.split], tta=args.tta, crop_size=args.crop_size)
     print(format_report(result))
     if args.output:
         write_metrics(Path(args.output), result, split=args.split, model=str(args.model),
@@ -105,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("evaluate", help="accuracy, macro-F1, per-class report, confusion matrix")
     p.add_argument("--model", default=None, help="a .keras model (default: the shipped model)")
     p.add_argument("--data", required=True, help="FER2013 folder, zip or csv")
-    p.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    p.add_argument("--split", default="test", help="test, train, or val: the validation split carved from train with the "
+                   "model's own val_fraction and seed (default: test)")
     p.add_argument("--tta", default="none", choices=("none", "flip", "tencrop"),
                    help="test-time augmentation; the output states which was used")
     p.add_argument("--crop-size", type=int, default=None, help="tencrop crop side")

@@ -144,6 +144,19 @@ def test_cli_train_and_evaluate(fer_zip, tmp_path):
     assert res.returncode == 0, res.stderr
     assert "flip TTA" in res.stdout
     assert json.loads(out.read_text())["n"] == 21
+    # --split val re-carves the run's own validation split (its val_fraction and seed).
+    from fer.data import stratified_split
+
+    val = stratified_split(load_fer2013(fer_zip)["train"], 0.1, 42)[1]
+    res = subprocess.run([sys.executable, "-m", "fer", "evaluate", "--model",
+                          str(run / "best.keras"), "--data", str(fer_zip), "--split", "val",
+                          "--output", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(out.read_text())["n"] == len(val.labels) > 0
+    res = subprocess.run([sys.executable, "-m", "fer", "evaluate", "--model",
+                          str(run / "best.keras"), "--data", str(fer_zip), "--split", "nope"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 2 and "no 'nope' split" in res.stderr
     ckpt = tmp_path / "run.ckpt.zip"
     res = subprocess.run([sys.executable, "-m", "fer", "pack", str(run), "--output", str(ckpt)],
                          cwd=ROOT, capture_output=True, text=True)
