@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("evaluate", help="accuracy, macro-F1, per-class report, confusion matrix")
     p.add_argument("--model", default=None, help="a .keras model (default: the shipped model)")
     p.add_argument("--data", required=True, help="FER2013 folder, zip or csv")
-    p.add_argument("--split", default="test", help="test, train, or val: the validation split carved from train with the "
+    p.add_argument("--split", default="test",
+                   help="test, train, or val: the validation split carved from train with the "
                    "model's own val_fraction and seed (default: test)")
     p.add_argument("--tta", default="none", choices=("none", "flip", "tencrop"),
                    help="test-time augmentation; the output states which was used")

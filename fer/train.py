@@ -57,18 +57,25 @@ def _strategy(config: TrainConfig) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
+def build_schedule(
+    config: TrainConfig, steps_per_epoch: int
+) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """The learning rate, or its schedule over ``config.epochs``, from the config."""
+    if config.schedule != "cosine":
+        return config.learning_rate
+    warmup = int(config.warmup_epochs * steps_per_epoch)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=config.learning_rate * 0.01 if warmup else config.learning_rate,
+        decay_steps=max(1, config.epochs * steps_per_epoch - warmup),
+        alpha=0.01,  # end at 1% of the peak, not exactly 0
+        warmup_target=config.learning_rate if warmup else None,
+        warmup_steps=warmup,
+    )
+
+
 def build_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     """The optimizer with its learning-rate schedule, from the config."""
-    lr: float | keras.optimizers.schedules.LearningRateSchedule = config.learning_rate
-    if config.schedule == "cosine":
-        warmup = int(config.warmup_epochs * steps_per_epoch)
-        lr = keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=config.learning_rate * 0.01 if warmup else config.learning_rate,
-            decay_steps=max(1, config.epochs * steps_per_epoch - warmup),
-            alpha=0.01,  # end at 1% of the peak, not exactly 0
-            warmup_target=config.learning_rate if warmup else None,
-            warmup_steps=warmup,
-        )
+    lr = build_schedule(config, steps_per_epoch)
     if config.optimizer == "adamw":
         return keras.optimizers.AdamW(lr, weight_decay=config.weight_decay)
     if config.optimizer == "adam":
@@ -230,6 +237,10 @@ def _fit(config, run_dir, recorder, history, resume, dataset) -> None:
         if resume and (run_dir / "last.keras").exists():
             model = keras.models.load_model(run_dir / "last.keras")
             log.info("resuming at epoch %d from %s", initial_epoch + 1, run_dir / "last.keras")
+            if config.schedule == "cosine":
+                # Re-plan the cosine over the config's epochs (changed with --epochs on resume);
+                # the optimizer's step count, and so the position on it, carries over.
+                model.optimizer.learning_rate = build_schedule(config, steps)
         else:
             if resume:
                 log.info("no last.keras in %s: starting from epoch 1", run_dir)

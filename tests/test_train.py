@@ -62,6 +62,32 @@ def test_resume_continues_at_the_next_epoch(fer_folder, tmp_path, monkeypatch):
     assert optimizer_steps == 77 // 16  # one epoch of steps (77 train images) carried over
 
 
+def test_resume_with_fewer_epochs_replans_the_cosine_to_its_end(fer_folder, tmp_path,
+                                                                 monkeypatch):
+    data = load_fer2013(fer_folder, quiet=True)
+    config = TrainConfig(data=str(fer_folder), **{**TOY, "epochs": 6, "warmup_epochs": 0.0})
+    run = tmp_path / "run"
+    from fer import train as train_mod
+
+    original = train_mod.RunRecorder.on_epoch_end
+
+    def on_epoch_end(self, epoch, logs=None):
+        original(self, epoch, logs)
+        runs.request_stop(self.run_dir)  # one epoch per call
+
+    with monkeypatch.context() as m:
+        m.setattr(train_mod.RunRecorder, "on_epoch_end", on_epoch_end)
+        train(config, run, dataset=data)
+    # The run was planned for 6 epochs; finish it after 2 instead (python -m fer train
+    # --resume RUN --epochs 2): the last epoch must end on the schedule's floor, 1% of the peak.
+    train(TrainConfig.from_dict({**config.to_dict(), "epochs": 2}), run, resume=True,
+          dataset=data)
+    history = runs.read_history(run / "history.csv")
+    assert [r["epoch"] for r in history] == [1, 2]
+    assert history[-1]["learning_rate"] == pytest.approx(0.01 * config.learning_rate, rel=1e-3)
+    assert history[0]["learning_rate"] > 0.5 * config.learning_rate
+
+
 def test_stop_request_mid_epoch_leaves_status_stopped(fer_folder, tmp_path, monkeypatch):
     data = load_fer2013(fer_folder, quiet=True)
     run = tmp_path / "run"
