@@ -20,7 +20,8 @@ source = st.segmented_control("Image source", ["Upload photos", "Sample photos"]
                               key="source", label_visibility="collapsed")
 c1, c2 = st.columns(2)
 tta = c1.toggle("Test-time augmentation", key="tta",
-                help="Average each face with its mirror image: a little slower, a little steadier")
+                help=f"Average each face's prediction over {predictor.tta_description}, as "
+                "the model's reported TTA accuracy does: slower, usually more accurate")
 explain = c2.toggle("Explain with heatmaps", key="explain",
                     help="Grad-CAM: which parts of each face drove the prediction")
 

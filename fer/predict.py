@@ -226,6 +226,15 @@ def crop_face(gray: np.ndarray, box: tuple[int, int, int, int], margin: float) -
     return np.asarray(region.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.LANCZOS))
 
 
+def _tta_of(meta: dict[str, Any], model: Any) -> tuple[str, int | None]:
+    """The TTA mode a model was evaluated with (``flip`` when unsaid) and its crop side."""
+    mode = ((meta.get("evaluation") or {}).get("tta") or {}).get("mode", "flip")
+    crop = (meta.get("config") or {}).get("crop_size")
+    if mode == "tencrop" and model.input_shape[1] is not None:
+        mode = "flip"  # a fixed-size network (the seed) cannot take the smaller crops
+    return (mode if mode in ("flip", "tencrop") else "flip"), crop
+
+
 class Predictor:
     """Detects faces and classifies their expressions; one instance serves every thread.
 
@@ -249,10 +258,12 @@ class Predictor:
         self.model = self.loaded.model
         self.margin = margin
         self.detector = FaceDetector(detector, min_score=min_score)
-        # One traced graph for any batch size: ~1 ms per face instead of ~25 ms eager.
+        self.tta_mode, self.tta_crop = _tta_of(self.loaded.meta, self.model)
+        # One traced graph for any batch size (and for TTA's smaller crops): ~1 ms per face
+        # instead of ~25 ms eager.
         self._infer = tf.function(
             lambda x: self.model(x, training=False), reduce_retracing=True,
-            input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32)],
+            input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32)],
         )
         self._lock = threading.Lock()
         self._gradcam_model = None
@@ -261,21 +272,29 @@ class Predictor:
     def meta(self) -> dict[str, Any]:
         return self.loaded.meta
 
+    @property
+    def tta_description(self) -> str:
+        """What ``tta=True`` averages over, in words for the UI."""
+        if self.tta_mode == "tencrop":
+            return (f"ten views: four corner and one centre {self.tta_crop}x{self.tta_crop} "
+                    "crop, each with its mirror image")
+        return "the face and its mirror image"
+
     def classify(self, crops: np.ndarray, tta: bool = False) -> np.ndarray:
         """Probabilities ``(N, 7)`` for ``(N, 48, 48)`` uint8 face crops, in one batch.
 
-        With ``tta`` the prediction is averaged with that of the mirrored face.
+        With ``tta`` the prediction is averaged over the views of the model's own TTA mode
+        (:attr:`tta_mode`: the one its metadata reports, e.g. ten crops and their mirrors).
         """
         if len(crops) == 0:
             return np.zeros((0, len(CLASSES)), np.float32)
-        x = np.asarray(crops, np.float32)[..., None]
-        if tta:
-            x = np.concatenate([x, x[:, :, ::-1]])
+        from fer.evaluate import tta_views
+
+        views = tta_views(np.asarray(crops), self.tta_mode if tta else "none", self.tta_crop)
+        x = np.concatenate(views).astype(np.float32)  # every view of a mode has one shape
         with self._lock:
             probs = self._infer(x).numpy()
-        if tta:
-            probs = (probs[: len(crops)] + probs[len(crops) :]) / 2
-        return probs
+        return probs.reshape(len(views), len(crops), -1).mean(axis=0)
 
     def predict(self, image: Any, detect: bool = True, tta: bool = False) -> Result:
         """Finds the faces in an image and classifies each one.
@@ -283,7 +302,7 @@ class Predictor:
         Args:
             image: anything :func:`load_image` accepts.
             detect: False treats the whole image as one face (for inputs already cropped).
-            tta: average with the mirrored face (slower, usually slightly more accurate).
+            tta: average over the model's TTA views (slower, usually more accurate).
 
         Returns:
             A :class:`Result`; with no usable face, ``faces`` is empty and ``reason`` says why.

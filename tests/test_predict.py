@@ -142,6 +142,31 @@ def test_tta_and_gradcam(predictor, astronaut):
     assert gradcam_overlay(plain.crop, heat).size == (192, 192)
 
 
+def test_app_tta_averages_the_same_views_as_the_reported_evaluation(predictor, astronaut,
+                                                                     monkeypatch):
+    from fer.evaluate import predict_probs
+
+    crops = predictor.predict(astronaut).faces[0].crop[None]
+    for mode in ("flip", "tencrop"):
+        monkeypatch.setattr(predictor, "tta_mode", mode)
+        monkeypatch.setattr(predictor, "tta_crop", 40)
+        np.testing.assert_allclose(predictor.classify(crops, tta=True),
+                                   predict_probs(predictor.model, crops, mode, 40), atol=1e-5)
+
+
+def test_tta_mode_comes_from_the_model_metadata():
+    from types import SimpleNamespace
+
+    from fer.predict import _tta_of
+
+    flexible, fixed = SimpleNamespace(input_shape=(None, None, None, 1)), SimpleNamespace(
+        input_shape=(None, 48, 48, 1))
+    meta = {"evaluation": {"tta": {"mode": "tencrop"}}, "config": {"crop_size": 40}}
+    assert _tta_of(meta, flexible) == ("tencrop", 40)
+    assert _tta_of(meta, fixed)[0] == "flip"  # the seed net takes only 48x48
+    assert _tta_of({}, flexible)[0] == "flip"
+
+
 def test_draw_faces_marks_the_box(predictor, astronaut):
     result = predictor.predict(astronaut)
     drawn = np.asarray(draw_faces(result.image, result.faces)).astype(int)
