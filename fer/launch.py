@@ -41,11 +41,50 @@ def start_run(config: TrainConfig, runs_dir: Path | None = None) -> runs.RunInfo
         LaunchError: another run is active, or the config is invalid.
     """
     root = Path(runs_dir or runs.RUNS_DIR)
-    root.mkdir(parents=True, exist_ok=True)
     try:
         config.validated()
     except ValueError as exc:
         raise LaunchError(str(exc)) from None
+
+    def prepare() -> tuple[Path, list[str]]:
+        run_dir = runs.new_run_dir(config, root)
+        runs.write_config(run_dir, config)
+        return run_dir, ["--config", str(run_dir / "config.json"), "--run-dir", str(run_dir)]
+
+    return _spawn(root, prepare, config.epochs)
+
+
+def resume_run(run_dir: Path, runs_dir: Path | None = None) -> runs.RunInfo:
+    """Continues a stopped or failed run from its ``last.keras`` in a training process.
+
+    Args:
+        run_dir: the run to continue (its config, history and schedule carry on).
+        runs_dir: where runs live (default: :data:`fer.runs.RUNS_DIR`).
+
+    Returns:
+        The run, status ``queued``.
+
+    Raises:
+        LaunchError: another run is active, or this one has nothing to resume from.
+    """
+    run = runs.load_run(Path(run_dir))
+    if run.state not in ("stopped", "failed"):
+        raise LaunchError(f"run {run.run_id} is {run.state}; only a stopped or failed run "
+                          f"can be resumed")
+    if not (run.path / "last.keras").exists():
+        raise LaunchError(f"run {run.run_id} ended before its first epoch was saved: there is "
+                          f"nothing to resume; start a new run instead")
+
+    def prepare() -> tuple[Path, list[str]]:
+        return run.path, ["--resume", str(run.path)]
+
+    return _spawn(Path(runs_dir or runs.RUNS_DIR), prepare, run.status.get("epochs") or 0,
+                  epoch=len(run.history))
+
+
+def _spawn(root: Path, prepare, epochs: int, epoch: int = 0) -> runs.RunInfo:
+    """Under the launch lock and with no active run: ``prepare()`` the run, start its process."""
+    root.mkdir(parents=True, exist_ok=True)
     lock = root / ".launch.lock"
     try:
         fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
@@ -58,14 +97,15 @@ def start_run(config: TrainConfig, runs_dir: Path | None = None) -> runs.RunInfo
                 f"run {active.run_id} is still {active.state} (one run at a time on this "
                 f"machine): stop it or wait for it to finish"
             )
-        run_dir = runs.new_run_dir(config, root)
-        runs.write_config(run_dir, config)
-        runs.write_status(run_dir, "queued", epoch=0, epochs=config.epochs)
+        run_dir, args = prepare()
+        # Until the child's pid replaces it, this process stands in: a resumed run's old, dead
+        # pid would make it read as failed.
+        runs.write_status(run_dir, "queued", epoch=epoch, epochs=epochs, error=None,
+                          pid=os.getpid())
         log = open(run_dir / "stdout.log", "ab")  # noqa: SIM115 - handed to the child
         env = {**os.environ, "FER_RUNS_DIR": str(root), "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "fer", "train", "--config", str(run_dir / "config.json"),
-             "--run-dir", str(run_dir)],
+            [sys.executable, "-m", "fer", "train", *args],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             start_new_session=True,  # survives an app restart; Ctrl-C in the app's shell too
         )

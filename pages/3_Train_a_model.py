@@ -31,6 +31,17 @@ def active_run_panel():
                        + (f", test accuracy {latest.test_accuracy:.1%}"
                           if latest.test_accuracy else "")
                        + (f" ({latest.status.get('error')})" if latest.status.get("error") else ""))
+            resumable = latest.state in ("stopped", "failed") and (
+                latest.path / "last.keras").exists()
+            if resumable and not read_only and st.button(
+                    f"Resume {latest.run_id} from epoch {len(latest.history) + 1}", key="resume",
+                    help="Continues from its last saved epoch with the same settings"):
+                try:
+                    launch.resume_run(latest.path)
+                except launch.LaunchError as exc:
+                    st.error(f"Not resumed: {exc}")
+                else:
+                    st.toast(f"Resuming {latest.run_id} in the background.")
         return
     done, total = run.status.get("epoch") or 0, run.status.get("epochs") or 1
     eta = run.status.get("eta_seconds")

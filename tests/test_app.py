@@ -178,9 +178,21 @@ def test_train_page_stop_and_one_run_at_a_time(fer_folder):
     at2 = AppTest.from_file(TRAIN, default_timeout=60).run()
     _start_from_page(at2, fer_folder, epochs=1)
     assert "one run at a time" in at2.error[-1].value
+    _wait_for(lambda: len(runs.load_run(run.path).history) >= 1)  # something to resume
     at.run()
     at.button(key="stop").click().run()
     _no_crash(at)
+    _wait_for(lambda: runs.load_run(run.path).state == "stopped", timeout=120)
+    # The stopped run continues from its last saved epoch, in a new process.
+    done = len(runs.load_run(run.path).history)
+    at.run()
+    at.button(key="resume").click().run()
+    _no_crash(at)
+    _wait_for(lambda: len(runs.load_run(run.path).history) > done)
+    resumed = runs.load_run(run.path)
+    assert resumed.state == "running"
+    assert [r["epoch"] for r in resumed.history][:done + 1] == list(range(1, done + 2))
+    runs.request_stop(run.path)
     _wait_for(lambda: runs.load_run(run.path).state == "stopped", timeout=120)
 
 

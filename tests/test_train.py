@@ -135,6 +135,18 @@ def test_launching_a_run_does_not_import_tensorflow(tmp_path):
     assert out.stdout.strip() == "[]"
 
 
+def test_resume_run_refuses_what_cannot_be_resumed(tmp_path):
+    from fer import launch
+
+    finished, early = tmp_path / "finished", tmp_path / "early"
+    runs.write_status(finished, "finished")
+    runs.write_status(early, "stopped")  # stopped before its first epoch: no last.keras
+    with pytest.raises(launch.LaunchError, match="only a stopped or failed run"):
+        launch.resume_run(finished, runs_dir=tmp_path)
+    with pytest.raises(launch.LaunchError, match="nothing to resume"):
+        launch.resume_run(early, runs_dir=tmp_path)
+
+
 def test_config_validation_and_presets():
     with pytest.raises(ValueError, match="optimizer"):
         TrainConfig(optimizer="rmsprop").validated()
