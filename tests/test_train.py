@@ -147,6 +147,16 @@ def test_resume_run_refuses_what_cannot_be_resumed(tmp_path):
         launch.resume_run(early, runs_dir=tmp_path)
 
 
+def test_the_pack_destination_is_not_ignored_by_git():
+    # `python -m fer pack` writes models/checkpoints/<run>.ckpt.zip so that a long run survives
+    # a new machine through a commit; an ignore rule there would drop it silently.
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    res = subprocess.run(["git", "check-ignore", "-q", "models/checkpoints/run.ckpt.zip"],
+                         cwd=ROOT)
+    assert res.returncode == 1, "models/checkpoints/*.ckpt.zip is ignored by .gitignore"
+
+
 def test_config_validation_and_presets():
     with pytest.raises(ValueError, match="optimizer"):
         TrainConfig(optimizer="rmsprop").validated()
