@@ -20,6 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fer.data import CLASSES, IMAGE_SIZE
 from fer.detect import FaceDetector, square_crop_box
+from fer.evaluate import tta_views
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = MODELS_DIR / "fer_vgg.keras"
@@ -288,8 +289,6 @@ class Predictor:
         """
         if len(crops) == 0:
             return np.zeros((0, len(CLASSES)), np.float32)
-        from fer.evaluate import tta_views
-
         views = tta_views(np.asarray(crops), self.tta_mode if tta else "none", self.tta_crop)
         x = np.concatenate(views).astype(np.float32)  # every view of a mode has one shape
         with self._lock:
