@@ -61,7 +61,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.split == "val":
         # The same seeded split the model was selected on: for choosing e.g. the TTA mode
         # without touching test.
-        from fer.config import TrainConfig
         from fer.data import stratified_split
 
         config = TrainConfig.from_dict(loaded.meta.get("config", {}))
