@@ -97,15 +97,34 @@ def _extract_text(zf: zipfile.ZipFile, name: str, where: Path) -> Path:
     return tmp
 
 
-def _train_command(config) -> str:
+def _train_command(config, run_dir: Path | None = None) -> str:
     """The CLI call that reproduces a config: the preset plus every field that differs."""
     from fer.config import TrainConfig
 
     base = TrainConfig.for_preset(config.preset).to_dict()
     flags = [f"--{k.replace('_', '-')} {v}" for k, v in config.to_dict().items()
              if k not in ("preset", "data") and v != base[k]]
+    if run_dir is not None:  # a later stage's init_from names this directory
+        flags.append(f"--run-dir {run_dir}")
     return " ".join(["python -m fer train --preset", config.preset, *flags,
                      "--data <fer2013.zip>"])
+
+
+def _lineage(run_dir: Path) -> list[tuple[Path, Any, list[dict[str, float]]]]:
+    """The run and the runs it started from (``init_from``), oldest first, as (dir, config,
+    history); a chain stops at weights that are not a run directory."""
+    from fer.config import TrainConfig
+
+    chain, seen = [], set()
+    while run_dir is not None and (run_dir / "config.json").exists():
+        if run_dir.resolve() in seen:
+            break
+        seen.add(run_dir.resolve())
+        config = TrainConfig.load(run_dir / "config.json")
+        chain.append((run_dir, config, runs.read_history(run_dir / "history.csv")))
+        parent = Path(config.init_from) if config.init_from else None
+        run_dir = parent.parent if parent is not None and parent.suffix == ".keras" else parent
+    return chain[::-1]
 
 
 def export_run(
@@ -137,9 +156,23 @@ def export_run(
     model.set_weights(best.get_weights())
     dataset = load_fer2013(data, quiet=True)
     result = evaluate(model, dataset["test"], tta=tta, crop_size=config.crop_size)
-    history = runs.read_history(run_dir / "history.csv")
+    # A warm restart or fine-tune reports its whole lineage: one history, epochs numbered on.
+    stages, history = [], []
+    for stage_dir, stage_config, stage_history in _lineage(run_dir):
+        offset = len(history)
+        history += [{**r, "epoch": offset + int(r["epoch"])} for r in stage_history]
+        stages.append({
+            "run": stage_dir.name,
+            "epochs": len(stage_history),
+            "wall_seconds": round(sum(r.get("seconds", 0.0) for r in stage_history), 1),
+            "command": _train_command(stage_config, stage_dir if stage_dir != run_dir else None),
+            "config": stage_config.to_dict(),
+        })
+    own = len(runs.read_history(run_dir / "history.csv"))
     status = runs.read_json(run_dir / "status.json", {}) or {}
-    best_epoch = max(history, key=lambda r: r.get("val_accuracy", -1))["epoch"] if history else None
+    # best.keras is this run's best epoch (its val accuracy, not an earlier stage's).
+    best_epoch = (max(history[len(history) - own:], key=lambda r: r.get("val_accuracy", -1))
+                  ["epoch"] if own else None)
     meta: dict[str, Any] = {
         "name": output.stem,
         "classes": list(CLASSES),
@@ -155,7 +188,8 @@ def export_run(
             "machine": {"cpu": status.get("cpu") or runs.cpu_name(),
                         "cores": status.get("cores") or os.cpu_count(),
                         "platform": platform.platform(), "gpu": "none"},
-            "command": _train_command(config),
+            "command": " && ".join(stage["command"] for stage in stages),
+            "stages": stages,
         },
         "history": history,
         "evaluation": {"split": "test (PublicTest)", "source": Path(data).name,

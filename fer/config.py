@@ -51,6 +51,9 @@ class TrainConfig:
     dropout: float = _f(0.4, "dropout before the classifier", min=0.0, max=0.9)
     class_weight: str = _f("none", "reweight rare classes (disgust has 436 images): trades "
                            "accuracy for macro-F1", ("none", "balanced", "sqrt"))
+    init_from: str = _f("", "start from these weights instead of random ('' = from scratch): a "
+                        ".keras file or a run directory's best.keras, for a warm restart or "
+                        "fine-tuning; the preset must match its network")
     patience: int = _f(20, "stop after this many epochs without a better val accuracy "
                        "(0 = never)", min=0, max=1000)
     val_fraction: float = _f(0.1, "share of train held out, stratified, for model selection",

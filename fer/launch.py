@@ -43,7 +43,12 @@ def start_run(config: TrainConfig, runs_dir: Path | None = None) -> runs.RunInfo
     root = Path(runs_dir or runs.RUNS_DIR)
     try:
         config.validated()
-    except ValueError as exc:
+        if config.init_from:
+            preset = runs.init_preset(runs.init_weights(config.init_from))
+            if preset and preset != config.preset:
+                raise ValueError(f"init_from was trained as {preset}: choose that preset to "
+                                 f"start from it (this run is {config.preset})")
+    except (ValueError, FileNotFoundError) as exc:
         raise LaunchError(str(exc)) from None
 
     def prepare() -> tuple[Path, list[str]]:

@@ -61,6 +61,44 @@ def write_config(run_dir: Path, config: TrainConfig) -> None:
     atomic_write_json(Path(run_dir) / "config.json", {**config.to_dict(), "classes": list(CLASSES)})
 
 
+def init_weights(init_from: str) -> Path:
+    """The ``.keras`` file that ``TrainConfig.init_from`` names.
+
+    Args:
+        init_from: a ``.keras`` file, or a run directory (its ``best.keras``).
+
+    Raises:
+        FileNotFoundError: with a message saying what was looked for.
+    """
+    path = Path(init_from).expanduser()
+    if path.is_dir():
+        path = path / "best.keras"
+    if path.suffix != ".keras" or not path.is_file():
+        raise FileNotFoundError(f"init_from: no .keras weights at {path} (give a .keras file or "
+                                "a run directory with best.keras)")
+    return path
+
+
+def init_preset(weights: Path) -> str | None:
+    """The preset that trained ``weights``, from its run's ``config.json`` or its ``.json``
+    metadata (None when neither says), so a mismatch is caught without loading TensorFlow."""
+    for meta in (weights.parent / "config.json", weights.with_suffix(".json")):
+        data = read_json(meta) or {}
+        preset = data.get("preset") or (data.get("config") or {}).get("preset")
+        if preset:
+            return preset
+    return None
+
+
+def init_weight_options(models_dir: Path, runs_dir: Path | None = None) -> list[str]:
+    """Weights a new run can start from: shipped models, then runs' ``best.keras``, newest
+    first."""
+    found = sorted(Path(models_dir).glob("*.keras"))
+    found += sorted(Path(runs_dir or RUNS_DIR).glob("*/best.keras"),
+                    key=lambda p: p.stat().st_mtime, reverse=True)
+    return [str(p) for p in found]
+
+
 def read_json(path: Path, default: Any = None) -> Any:
     """Reads JSON, or returns ``default`` when the file is missing or unreadable."""
     try:

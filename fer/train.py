@@ -219,6 +219,22 @@ def train(
     return run_dir
 
 
+def _load_init_weights(model: keras.Model, config: TrainConfig) -> None:
+    weights = runs.init_weights(config.init_from)
+    try:
+        model.load_weights(weights)
+    except ValueError as exc:
+        raise ValueError(f"init_from: {weights} does not fit the {config.preset} network "
+                         f"({exc})") from None
+    log.info("starting from the weights of %s", weights)
+    parent = runs.read_json(weights.parent / "config.json") or {}
+    if parent and (parent.get("seed"), parent.get("val_fraction")) != (
+            config.seed, config.val_fraction):
+        # A different split would put the parent's training images into this run's val set.
+        log.warning("init_from was trained with seed %s / val_fraction %s: this run's val "
+                    "accuracy is optimistic", parent.get("seed"), parent.get("val_fraction"))
+
+
 def _fit(config, run_dir, recorder, history, resume, dataset) -> None:
     keras.utils.set_random_seed(config.seed + len(history))
     keras.mixed_precision.set_global_policy(config.mixed_precision)
@@ -246,6 +262,8 @@ def _fit(config, run_dir, recorder, history, resume, dataset) -> None:
                 log.info("no last.keras in %s: starting from epoch 1", run_dir)
             initial_epoch, recorder.rows[:] = 0, []
             model = build_model(config.preset, dropout=config.dropout)
+            if config.init_from:
+                _load_init_weights(model, config)
             compile_model(model, config, steps)
     callbacks = [recorder]
     if config.patience:

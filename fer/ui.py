@@ -161,3 +161,13 @@ def setting(name: str, default: str = "") -> str:
         return str(st.secrets.get(name, default))
     except Exception:  # noqa: BLE001 - no secrets.toml
         return default
+
+
+def short_path(path: str) -> str:
+    """``path`` relative to the repository when it is inside it (for labels), else as given."""
+    if not path:
+        return ""
+    try:
+        return str(Path(path).resolve().relative_to(MODELS_DIR.parent))
+    except ValueError:
+        return path

@@ -9,6 +9,7 @@ from fer import launch, runs, ui
 from fer.charts import training_curves
 from fer.config import PRESET_RECIPES, TrainConfig, config_fields
 from fer.data import DatasetError, describe_source
+from fer.predict import MODELS_DIR
 
 st.set_page_config(page_title="Train a model · FER", page_icon="🏋️", layout="wide")
 st.title("🏋️ Train a model")
@@ -111,6 +112,10 @@ with st.form("hyperparameters"):
             if meta.get("choices"):
                 values[f.name] = st.selectbox(f.name, meta["choices"], key=key, help=meta["help"],
                                               index=meta["choices"].index(default))
+            elif f.name == "init_from":
+                values[f.name] = st.selectbox(
+                    f.name, ["", *runs.init_weight_options(MODELS_DIR)], key=key,
+                    help=meta["help"], format_func=lambda p: ui.short_path(p) or "from scratch")
             elif isinstance(default, int):
                 values[f.name] = st.number_input(f.name, meta["min"], meta["max"], default, 1,
                                                  key=key, help=meta["help"])

@@ -266,3 +266,60 @@ def test_a_stale_stop_file_does_not_stop_a_new_run(fer_folder, tmp_path):
     train(TrainConfig(data=str(fer_folder), **{**TOY, "epochs": 1}), run,
           dataset=load_fer2013(fer_folder, quiet=True))
     assert runs.read_json(run / "status.json")["state"] == "finished"
+
+
+def test_init_from_starts_from_a_runs_weights_and_export_reports_both_stages(fer_folder,
+                                                                            tmp_path):
+    from fer.checkpoint import export_run
+
+    data = load_fer2013(fer_folder, quiet=True)
+    # The parent's seed differs from the child's, so their random initial weights differ too.
+    parent = train(TrainConfig(data=str(fer_folder), **TOY, seed=1), tmp_path / "parent",
+                   dataset=data)
+    # A near-zero learning rate: the child's conv kernels must still be the parent's.
+    child_config = TrainConfig(data=str(fer_folder), **{**TOY, "epochs": 1},
+                               init_from=str(parent), learning_rate=1e-6, warmup_epochs=0.0)
+    child = train(child_config, tmp_path / "child", dataset=data)
+    log = (child / "train.log").read_text()
+    assert "starting from the weights of" in log and "val accuracy is optimistic" in log
+
+    def kernels(path):
+        model = keras.models.load_model(path)
+        return [v.numpy() for v in model.weights if "kernel" in v.path]
+
+    start, end = kernels(parent / "best.keras"), kernels(child / "last.keras")
+    assert all(abs(a - b).max() < 1e-3 for a, b in zip(start, end, strict=True))
+    fresh = TrainConfig(data=str(fer_folder), **{**TOY, "epochs": 1}, learning_rate=1e-6)
+    scratch = kernels(train(fresh, tmp_path / "scratch", dataset=data) / "last.keras")
+    assert any(abs(a - b).max() > 1e-2 for a, b in zip(start, scratch, strict=True))
+
+    out = export_run(child, tmp_path / "models" / "ft.keras", data=str(fer_folder))
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert [r["epoch"] for r in meta["history"]] == [1, 2, 3]
+    assert [s["epochs"] for s in meta["training"]["stages"]] == [2, 1]
+    assert meta["training"]["stages"][0]["config"]["seed"] == 1
+    assert meta["training"]["best_epoch"] == 3  # the child's own (only) epoch
+    first, second = meta["training"]["command"].split(" && ")
+    assert f"--run-dir {parent}" in first and f"--init-from {parent}" in second
+
+
+def test_init_from_errors_are_clear(fer_folder, tmp_path):
+    from fer import launch
+
+    data = load_fer2013(fer_folder, quiet=True)
+    missing = TrainConfig(data=str(fer_folder), **TOY, init_from=str(tmp_path / "nope"))
+    with pytest.raises(FileNotFoundError, match="no .keras weights"):
+        train(missing, tmp_path / "missing", dataset=data)
+    assert runs.read_json(tmp_path / "missing" / "status.json")["state"] == "failed"
+    with pytest.raises(launch.LaunchError, match="no .keras weights"):
+        launch.start_run(missing, runs_dir=tmp_path / "runs")
+
+    parent = train(TrainConfig(data=str(fer_folder), **{**TOY, "epochs": 1}),
+                   tmp_path / "parent", dataset=data)
+    other = TrainConfig(data=str(fer_folder), **{**TOY, "preset": "resnet"},
+                        init_from=str(parent))
+    with pytest.raises(launch.LaunchError, match="trained as vgg_gap"):
+        launch.start_run(other, runs_dir=tmp_path / "runs")
+    with pytest.raises(ValueError, match="does not fit the resnet network"):
+        train(other, tmp_path / "other", dataset=data)
+    assert not list((tmp_path / "runs").glob("*/config.json"))  # nothing half-started
