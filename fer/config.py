@@ -26,7 +26,8 @@ class TrainConfig:
                      "per CPU-hour", ("seed", "vgg_gap", "vgg_gap_wide", "resnet"))
     data: str = _f("Dataset", "FER2013 folder, zip or fer2013.csv (Kaggle layout train/<class>/)")
     epochs: int = _f(40, "passes over train, cosine decay ending at the last; 40 is a first "
-                     "run, the shipped model used 80 (with erasing 0.5)", min=1, max=1000)
+                     "run, the shipped model used 80 then a 40-epoch warm restart (README)",
+                     min=1, max=1000)
     batch_size: int = _f(64, "64 is the published recipe and keeps 2 CPU cores busy", min=8,
                          max=1024)
     optimizer: str = _f("adamw", "adamw converges fastest from scratch; sgd (Nesterov) is the "
