@@ -234,11 +234,14 @@ def shipped_models(models_dir: Path) -> list[RunInfo]:
         if "history" not in meta or "config" not in meta:
             continue
         training = meta.get("training") or {}
+        # A warm restart's planned epochs are its stages' together, like its history.
+        planned = sum(stage["config"].get("epochs", 0) for stage in training.get("stages", [])
+                      if "config" in stage) or meta["config"].get("epochs")
         out.append(RunInfo(
             run_id=f"shipped: {meta.get('name', meta_path.stem)}",
             path=meta_path.with_suffix(".keras"),
             status={"state": "shipped", "epoch": training.get("epochs_done"),
-                    "epochs": meta["config"].get("epochs")},
+                    "epochs": planned},
             config=meta["config"],
             metrics=meta.get("evaluation"),
             history_rows=meta["history"],

@@ -299,6 +299,8 @@ def test_init_from_starts_from_a_runs_weights_and_export_reports_both_stages(fer
     assert [s["epochs"] for s in meta["training"]["stages"]] == [2, 1]
     assert meta["training"]["stages"][0]["config"]["seed"] == 1
     assert meta["training"]["best_epoch"] == 3  # the child's own (only) epoch
+    (shipped,) = runs.shipped_models(tmp_path / "models")  # the dashboard's row: 3 of 3 epochs
+    assert (shipped.status["epoch"], shipped.status["epochs"]) == (3, 3)
     first, second = meta["training"]["command"].split(" && ")
     assert f"--run-dir {parent}" in first and f"--init-from {parent}" in second
 
