@@ -23,7 +23,8 @@ def _pct(v):
 
 st.dataframe(
     [{"run": r.run_id, "status": r.state, "preset": r.config.get("preset"),
-      "epochs": f"{r.status.get('epoch') or len(r.history)}/{r.config.get('epochs', '?')}",
+      "epochs": f"{r.status.get('epoch') or len(r.history)}/"
+                f"{r.status.get('epochs') or r.config.get('epochs', '?')}",
       "best val accuracy": _pct(r.best_val_accuracy), "test accuracy": _pct(r.test_accuracy)}
      for r in all_runs.values()],
     hide_index=True, width="stretch",

@@ -131,6 +131,12 @@ def test_dashboard_on_fixture_runs():
     table = at.dataframe[0].value
     assert "20260101-000000-vgg_gap" in set(table["run"])
     assert any(r.startswith("shipped") for r in table["run"])  # the shipped model's history
+    # The shipped model's epochs: all its stages (a warm restart), done of planned.
+    meta = json.loads((ROOT / "models" / "fer_vgg.json").read_text())
+    stages = meta["training"].get("stages") or [{"config": meta["config"]}]
+    planned = sum(stage["config"]["epochs"] for stage in stages)
+    row = table[table["run"] == "shipped: fer_vgg"].iloc[0]
+    assert row["epochs"] == f"{len(meta['history'])}/{planned}"
     at.multiselect(key="compare_runs").set_value(
         ["20260101-000000-vgg_gap", "20260102-000000-seed"]).run()
     _no_crash(at)
