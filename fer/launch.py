@@ -48,6 +48,8 @@ def start_run(config: TrainConfig, runs_dir: Path | None = None) -> runs.RunInfo
             if preset and preset != config.preset:
                 raise ValueError(f"init_from was trained as {preset}: choose that preset to "
                                  f"start from it (this run is {config.preset})")
+        if config.teacher:
+            runs.init_weights(config.teacher, "teacher")
     except (ValueError, FileNotFoundError) as exc:
         raise LaunchError(str(exc)) from None
 

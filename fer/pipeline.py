@@ -48,6 +48,7 @@ def make_dataset(
     augmenter: keras.Sequential | None = None,
     mixup: float = 0.0,
     seed: int = 0,
+    targets: np.ndarray | None = None,
 ) -> tf.data.Dataset:
     """Turns a split into batches of ``(uint8 images (B, H, W, 1), one-hot float labels)``.
 
@@ -58,6 +59,8 @@ def make_dataset(
         augmenter: from :func:`build_augmenter`; ignored unless ``training``.
         mixup: Beta(alpha, alpha) mixup strength; 0 turns it off.
         seed: shuffle seed.
+        targets: ``(N, 7)`` soft labels to train on instead of the one-hot labels
+            (distillation).
 
     Returns:
         A prefetched ``tf.data.Dataset``.
@@ -65,6 +68,10 @@ def make_dataset(
     images = split.images[..., None] if split.images.ndim == 3 else split.images
     # One-hot labels: label smoothing and mixup both need them.
     labels = np.eye(len(CLASSES), dtype=np.float32)[split.labels]
+    if targets is not None:
+        if targets.shape != labels.shape:
+            raise ValueError(f"targets must be shaped {labels.shape}, got {targets.shape}")
+        labels = targets.astype(np.float32)
     ds = tf.data.Dataset.from_tensor_slices((images, labels))
     if training:
         ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)

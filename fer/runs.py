@@ -61,11 +61,12 @@ def write_config(run_dir: Path, config: TrainConfig) -> None:
     atomic_write_json(Path(run_dir) / "config.json", {**config.to_dict(), "classes": list(CLASSES)})
 
 
-def init_weights(init_from: str) -> Path:
-    """The ``.keras`` file that ``TrainConfig.init_from`` names.
+def init_weights(init_from: str, field: str = "init_from") -> Path:
+    """The ``.keras`` file that ``TrainConfig.init_from`` (or ``teacher``) names.
 
     Args:
         init_from: a ``.keras`` file, or a run directory (its ``best.keras``).
+        field: the config field it came from, for the error message.
 
     Raises:
         FileNotFoundError: with a message saying what was looked for.
@@ -74,7 +75,7 @@ def init_weights(init_from: str) -> Path:
     if path.is_dir():
         path = path / "best.keras"
     if path.suffix != ".keras" or not path.is_file():
-        raise FileNotFoundError(f"init_from: no .keras weights at {path} (give a .keras file or "
+        raise FileNotFoundError(f"{field}: no .keras weights at {path} (give a .keras file or "
                                 "a run directory with best.keras)")
     return path
 

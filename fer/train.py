@@ -227,12 +227,50 @@ def _load_init_weights(model: keras.Model, config: TrainConfig) -> None:
         raise ValueError(f"init_from: {weights} does not fit the {config.preset} network "
                          f"({exc})") from None
     log.info("starting from the weights of %s", weights)
+    _warn_if_other_split(weights, config, "init_from")
+
+
+def _warn_if_other_split(weights: Path, config: TrainConfig, field: str) -> None:
     parent = runs.read_json(weights.parent / "config.json") or {}
     if parent and (parent.get("seed"), parent.get("val_fraction")) != (
             config.seed, config.val_fraction):
         # A different split would put the parent's training images into this run's val set.
-        log.warning("init_from was trained with seed %s / val_fraction %s: this run's val "
-                    "accuracy is optimistic", parent.get("seed"), parent.get("val_fraction"))
+        log.warning("%s was trained with seed %s / val_fraction %s: this run's val accuracy is "
+                    "optimistic", field, parent.get("seed"), parent.get("val_fraction"))
+
+
+def teacher_targets(config: TrainConfig, split) -> np.ndarray:
+    """Distillation targets: ``distill`` x the teacher's ten-crop probabilities plus the rest
+    of the one-hot label.
+
+    Args:
+        config: names the teacher (``teacher``) and its share (``distill``).
+        split: the training images and labels.
+
+    Returns:
+        ``(N, 7)`` float32 targets whose rows sum to 1.
+
+    Raises:
+        FileNotFoundError: the teacher's weights are missing.
+        ValueError: the teacher does not predict the 7 FER2013 classes.
+    """
+    from fer.evaluate import compute_metrics, predict_probs
+
+    weights = runs.init_weights(config.teacher, "teacher")
+    teacher = keras.models.load_model(weights)
+    if teacher.output_shape[-1] != len(CLASSES):
+        raise ValueError(f"teacher: {weights} predicts {teacher.output_shape[-1]} classes, not "
+                         f"the {len(CLASSES)} of FER2013")
+    _warn_if_other_split(weights, config, "teacher")
+    t0 = time.time()
+    # Ten-crop averages are the teacher's best guesses (TTA beats one view on val), and crops
+    # of the training side match what the student sees.
+    probs = predict_probs(teacher, split.images, "tencrop", config.crop_size)
+    acc = compute_metrics(split.labels, probs)["accuracy"]
+    log.info("teacher %s: ten-crop accuracy %.4f on this run's train split (%.0fs); targets "
+             "take %.0f%% from it", weights, acc, time.time() - t0, 100 * config.distill)
+    onehot = np.eye(len(CLASSES), dtype=np.float32)[split.labels]
+    return (config.distill * probs + (1 - config.distill) * onehot).astype(np.float32)
 
 
 def _fit(config, run_dir, recorder, history, resume, dataset) -> None:
@@ -243,9 +281,10 @@ def _fit(config, run_dir, recorder, history, resume, dataset) -> None:
     train_split, val_split = stratified_split(data["train"], config.val_fraction, config.seed)
     log.info("train %d / val %d (seed %d)", len(train_split.labels), len(val_split.labels),
              config.seed)
+    targets = teacher_targets(config, train_split) if config.teacher else None
     augmenter = build_augmenter(config.augment, config.crop_size, config.erasing, config.seed)
     train_ds = make_dataset(train_split, config.batch_size, training=True, augmenter=augmenter,
-                            mixup=config.mixup, seed=config.seed + len(history))
+                            mixup=config.mixup, seed=config.seed + len(history), targets=targets)
     val_ds = make_dataset(val_split, 256)
     steps = max(1, len(train_split.labels) // config.batch_size)
     initial_epoch = len(history)

@@ -112,10 +112,11 @@ with st.form("hyperparameters"):
             if meta.get("choices"):
                 values[f.name] = st.selectbox(f.name, meta["choices"], key=key, help=meta["help"],
                                               index=meta["choices"].index(default))
-            elif f.name == "init_from":
+            elif f.name in ("init_from", "teacher"):
+                none = "from scratch" if f.name == "init_from" else "no teacher"
                 values[f.name] = st.selectbox(
                     f.name, ["", *runs.init_weight_options(MODELS_DIR)], key=key,
-                    help=meta["help"], format_func=lambda p: ui.short_path(p) or "from scratch")
+                    help=meta["help"], format_func=lambda p, none=none: ui.short_path(p) or none)
             elif isinstance(default, int):
                 values[f.name] = st.number_input(f.name, meta["min"], meta["max"], default, 1,
                                                  key=key, help=meta["help"])

@@ -156,14 +156,15 @@ def _wait_for(predicate, timeout=180):
     raise AssertionError("timed out")
 
 
-def _start_from_page(at, data: Path, epochs: int, init_from: str = ""):
+def _start_from_page(at, data: Path, epochs: int, init_from: str = "", teacher: str = ""):
     at.text_input(key="data_path").set_value(str(data)).run()
     assert "Found" in at.success[0].value
-    start_from = at.selectbox(key="cfg_vgg_gap_init_from")
-    assert start_from.value == ""  # from scratch unless chosen
-    if init_from:
-        assert ui.short_path(init_from) in start_from.options
-        start_from.set_value(init_from)
+    for field, weights in (("init_from", init_from), ("teacher", teacher)):
+        select = at.selectbox(key=f"cfg_vgg_gap_{field}")
+        assert select.value == ""  # from scratch, no teacher, unless chosen
+        if weights:
+            assert ui.short_path(weights) in select.options
+            select.set_value(weights)
     at.number_input(key="cfg_vgg_gap_epochs").set_value(epochs)
     at.number_input(key="cfg_vgg_gap_batch_size").set_value(16)
     at.number_input(key="cfg_vgg_gap_patience").set_value(0)
@@ -180,13 +181,16 @@ def test_train_page_launches_a_run_that_finishes(fer_folder):
     assert (run.path / "metrics.json").exists() and (run.path / "best.keras").exists()
     at.run()
     assert any(f"{run.run_id}**: finished" in c.value for c in at.caption)
-    # A second run starts from the first one's weights (a warm restart / fine-tune).
-    _start_from_page(at, fer_folder, epochs=1, init_from=str(run.path / "best.keras"))
+    # A second run starts from the first one's weights (a warm restart / fine-tune) and
+    # distils from it.
+    best = str(run.path / "best.keras")
+    _start_from_page(at, fer_folder, epochs=1, init_from=best, teacher=best)
     child = _wait_for(lambda: next((r for r in runs.list_runs() if r.path != run.path
                                     and r.state == "finished"), None))
-    assert json.loads((child.path / "config.json").read_text())["init_from"] == str(
-        run.path / "best.keras")
+    config = json.loads((child.path / "config.json").read_text())
+    assert (config["init_from"], config["teacher"]) == (best, best)
     assert "starting from the weights of" in child.log_tail(200)
+    assert "ten-crop accuracy" in child.log_tail(200)
 
 
 def test_train_page_stop_and_one_run_at_a_time(fer_folder):

@@ -325,3 +325,46 @@ def test_init_from_errors_are_clear(fer_folder, tmp_path):
     with pytest.raises(ValueError, match="does not fit the resnet network"):
         train(other, tmp_path / "other", dataset=data)
     assert not list((tmp_path / "runs").glob("*/config.json"))  # nothing half-started
+
+
+def test_a_teacher_softens_the_targets_with_its_tencrop_probabilities(fer_folder, tmp_path):
+    import numpy as np
+
+    from fer.data import CLASSES, stratified_split
+    from fer.evaluate import predict_probs
+    from fer.pipeline import make_dataset
+    from fer.train import teacher_targets
+
+    data = load_fer2013(fer_folder, quiet=True)
+    teacher = train(TrainConfig(data=str(fer_folder), **{**TOY, "epochs": 1}, seed=3),
+                    tmp_path / "teacher", dataset=data)
+    config = TrainConfig(data=str(fer_folder), **{**TOY, "epochs": 1}, teacher=str(teacher),
+                         distill=0.7)
+    split = stratified_split(data["train"], config.val_fraction, config.seed)[0]
+    targets = teacher_targets(config, split)
+    probs = predict_probs(keras.models.load_model(teacher / "best.keras"), split.images,
+                          "tencrop", 40)
+    onehot = np.eye(len(CLASSES))[split.labels]
+    np.testing.assert_allclose(targets, 0.7 * probs + 0.3 * onehot, atol=1e-5)
+    np.testing.assert_allclose(targets.sum(1), 1.0, atol=1e-5)
+    assert not np.allclose(targets, onehot, atol=1e-3)  # the teacher really moved them
+    (_, y), = make_dataset(split, len(split.labels), targets=targets).take(1)
+    np.testing.assert_allclose(y.numpy(), targets)  # and they are what the student fits
+
+    student = train(config, tmp_path / "student", dataset=data)
+    assert runs.read_json(student / "status.json")["state"] == "finished"
+    log = (student / "train.log").read_text()
+    assert "ten-crop accuracy" in log and "val accuracy is optimistic" in log  # seed 3 != 42
+
+
+def test_teacher_errors_are_clear(fer_folder, tmp_path):
+    from fer import launch
+
+    data = load_fer2013(fer_folder, quiet=True)
+    missing = TrainConfig(data=str(fer_folder), **TOY, teacher=str(tmp_path / "nope"))
+    with pytest.raises(launch.LaunchError, match="teacher: no .keras weights"):
+        launch.start_run(missing, runs_dir=tmp_path / "runs")
+    with pytest.raises(FileNotFoundError, match="teacher: no .keras weights"):
+        train(missing, tmp_path / "missing", dataset=data)
+    assert runs.read_json(tmp_path / "missing" / "status.json")["state"] == "failed"
+    assert not list((tmp_path / "runs").glob("*/config.json"))  # nothing half-started
