@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from fer import runs
 from fer.config import TrainConfig
-from fer.data import CLASSES, Dataset, load_fer2013, stratified_split
+from fer.data import CLASSES, Dataset, Split, load_fer2013, stratified_split
 from fer.model import build_model
 from fer.pipeline import build_augmenter, make_dataset
 
@@ -239,7 +239,7 @@ def _warn_if_other_split(weights: Path, config: TrainConfig, field: str) -> None
                     "optimistic", field, parent.get("seed"), parent.get("val_fraction"))
 
 
-def teacher_targets(config: TrainConfig, split) -> np.ndarray:
+def teacher_targets(config: TrainConfig, split: Split) -> np.ndarray:
     """Distillation targets: ``distill`` x the teacher's ten-crop probabilities plus the rest
     of the one-hot label.
 

@@ -368,3 +368,13 @@ def test_teacher_errors_are_clear(fer_folder, tmp_path):
         train(missing, tmp_path / "missing", dataset=data)
     assert runs.read_json(tmp_path / "missing" / "status.json")["state"] == "failed"
     assert not list((tmp_path / "runs").glob("*/config.json"))  # nothing half-started
+
+    from fer.data import stratified_split
+    from fer.train import teacher_targets
+
+    six = keras.Sequential([keras.Input((None, None, 1)), keras.layers.GlobalAveragePooling2D(),
+                            keras.layers.Dense(6, activation="softmax")])
+    six.save(tmp_path / "six.keras")
+    other = TrainConfig(data=str(fer_folder), **TOY, teacher=str(tmp_path / "six.keras"))
+    with pytest.raises(ValueError, match="predicts 6 classes, not the 7"):
+        teacher_targets(other, stratified_split(data["train"], 0.1, 42)[0])
