@@ -65,7 +65,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         config = TrainConfig.from_dict(loaded.meta.get("config", {}))
         data.splits["val"] = stratified_split(data["train"], config.val_fraction, config.seed)[1]
-    result = evaluate(loaded.model, data[args.split], tta=args.tta, crop_size=args.crop_size)
+    model = loaded.model
+    if args.smoothing:
+        from fer.model import with_smoothing
+
+        model = with_smoothing(model, args.smoothing_sigma, args.smoothing)
+    result = evaluate(model, data[args.split], tta=args.tta, crop_size=args.crop_size)
     print(format_report(result))
     if args.output:
         write_metrics(Path(args.output), result, split=args.split, model=str(args.model),
@@ -78,7 +83,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from fer import checkpoint
 
     out = checkpoint.export_run(Path(args.run_dir), Path(args.output), data=args.data,
-                                tta=args.tta, pack=args.checkpoint)
+                                tta=args.tta, pack=args.checkpoint,
+                                smoothing=(args.smoothing_sigma, args.smoothing))
     print(f"wrote {out} and {out.with_suffix('.json')}")
     return 0
 
@@ -93,6 +99,14 @@ def cmd_pack(args: argparse.Namespace) -> int:
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB); continue it anywhere with "
           f"`python -m fer train --resume {out}`")
     return 0
+
+
+def _add_smoothing_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--smoothing", type=float, default=0.0, metavar="WEIGHT",
+                   help="blend each face with its Gaussian blur at inference, this share of the "
+                   "blur (0 = off); choose it on --split val (fer.model.Smoothing)")
+    p.add_argument("--smoothing-sigma", type=float, default=1.0, metavar="PIXELS",
+                   help="the blur's standard deviation (default 1.0)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tta", default="none", choices=("none", "flip", "tencrop"),
                    help="test-time augmentation; the output states which was used")
     p.add_argument("--crop-size", type=int, default=None, help="tencrop crop side")
+    _add_smoothing_flags(p)
     p.add_argument("--output", help="also write the result as JSON here")
     p.set_defaults(func=cmd_evaluate)
 
@@ -126,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", default="models/fer_vgg.keras", help="the .keras file to write")
     p.add_argument("--data", required=True, help="FER2013 source for the test evaluation")
     p.add_argument("--tta", default="flip", choices=("none", "flip", "tencrop"))
+    _add_smoothing_flags(p)
     p.add_argument("--checkpoint", action="store_true",
                    help="also pack the run (last.keras, history, config) into <output>.ckpt.zip "
                    "so a later session can resume it")

@@ -128,7 +128,8 @@ def _lineage(run_dir: Path) -> list[tuple[Path, Any, list[dict[str, float]]]]:
 
 
 def export_run(
-    run_dir: Path, output: Path, *, data: str, tta: str = "flip", pack: bool = False
+    run_dir: Path, output: Path, *, data: str, tta: str = "flip", pack: bool = False,
+    smoothing: tuple[float, float] | None = None,
 ) -> Path:
     """Ships a run's best model with metadata computed here, never typed by hand.
 
@@ -138,6 +139,8 @@ def export_run(
         data: the FER2013 source to evaluate on (its ``test`` split).
         tta: the TTA mode reported next to the plain figures.
         pack: also write ``<output stem>.ckpt.zip`` for resuming elsewhere.
+        smoothing: ``(sigma, weight)`` of an inference-only blur built into the shipped model
+            (:class:`fer.model.Smoothing`; None or weight 0 = none), chosen on the val split.
 
     Returns:
         The path of the written model.
@@ -152,7 +155,8 @@ def export_run(
     config = TrainConfig.load(run_dir / "config.json")
     best = keras.models.load_model(run_dir / "best.keras")
     # Rebuilt from the saved config and saved uncompiled: no optimizer state, a third the size.
-    model = build_model(config.preset, dropout=config.dropout)
+    smoothing = smoothing if smoothing and smoothing[1] > 0 else None
+    model = build_model(config.preset, dropout=config.dropout, smoothing=smoothing)
     model.set_weights(best.get_weights())
     dataset = load_fer2013(data, quiet=True)
     result = evaluate(model, dataset["test"], tta=tta, crop_size=config.crop_size)
@@ -178,6 +182,9 @@ def export_run(
         "classes": list(CLASSES),
         "input": {"shape": [48, 48, 1], "dtype": "uint8", "color": "grayscale",
                   "note": "raw 0-255 pixels of a tight square face crop; Rescaling is inside"},
+        "smoothing": ({"sigma": smoothing[0], "weight": smoothing[1],
+                       "note": "inference-only blur inside the model (fer.model.Smoothing)"}
+                      if smoothing else None),
         "params": int(model.count_params()),
         "config": config.to_dict(),
         "training": {
@@ -193,7 +200,9 @@ def export_run(
         },
         "history": history,
         "evaluation": {"split": "test (PublicTest)", "source": Path(data).name,
-                       "command": f"python -m fer export {run_dir} --data {data} --tta {tta}",
+                       "command": f"python -m fer export {run_dir} --data {data} --tta {tta}"
+                       + (f" --smoothing {smoothing[1]} --smoothing-sigma {smoothing[0]}"
+                          if smoothing else ""),
                        "evaluated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                        **result},
     }

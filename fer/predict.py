@@ -138,6 +138,8 @@ def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
     meta = read_model_meta(path)
     import keras
 
+    import fer.model  # noqa: F401 - registers fer.model.Smoothing, which a model may contain
+
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file

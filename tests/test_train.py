@@ -245,6 +245,29 @@ def test_export_writes_model_and_metadata_and_a_resumable_checkpoint(fer_folder,
     assert [r["epoch"] for r in runs.read_history(moved / "history.csv")] == [1, 2, 3]
 
 
+def test_export_and_evaluate_with_inference_smoothing(fer_folder, tmp_path):
+    from fer.checkpoint import export_run
+    from fer.model import Smoothing
+    from fer.predict import load_model
+
+    run = train(TrainConfig(data=str(fer_folder), **TOY), tmp_path / "run")
+    out = export_run(run, tmp_path / "toy.keras", data=str(fer_folder), smoothing=(1.0, 0.35))
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["smoothing"]["sigma"] == 1.0 and meta["smoothing"]["weight"] == 0.35
+    assert "--smoothing 0.35" in meta["evaluation"]["command"]
+    layer = load_model(out).model.get_layer("smoothing")
+    assert isinstance(layer, Smoothing) and layer.weight == 0.35
+    res = subprocess.run([sys.executable, "-m", "fer", "evaluate", "--model", str(out), "--data",
+                          str(fer_folder), "--smoothing", "0.35"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert res.returncode == 0 and "accuracy" in res.stdout, res.stderr
+    res = subprocess.run([sys.executable, "-m", "fer", "evaluate", "--model", str(out), "--data",
+                          str(fer_folder), "--smoothing", "2"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and "smoothing needs" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
 @pytest.mark.slow
 @pytest.mark.fer2013
 def test_two_real_epochs_learn(tmp_path):
