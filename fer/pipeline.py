@@ -12,7 +12,30 @@ from fer.data import CLASSES, Split
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-def build_augmenter(strength: float, crop_size: int, erasing: float, seed: int) -> keras.Sequential:
+def layer_seeds(seed: int, start_epoch: int, count: int) -> list[int]:
+    """One independent seed per random layer, for a run segment starting at ``start_epoch``.
+
+    Keras random layers given the same integer seed draw the same stream, so a single seed for
+    every layer makes their draws coincide (every mirrored face also rotated the same way).
+    ``numpy.random.SeedSequence`` spawns statistically independent seeds instead. Mixing in
+    ``start_epoch`` makes a resumed run draw new augmentations rather than replay those of
+    epoch 1 (the layers' generator state lives in the pipeline, not in ``last.keras``).
+
+    Args:
+        seed: the run's seed.
+        start_epoch: epochs already trained (0 for a new run).
+        count: how many seeds.
+
+    Returns:
+        ``count`` distinct non-negative 31-bit integers.
+    """
+    state = np.random.SeedSequence([seed, start_epoch]).generate_state(count)
+    return [int(s) & 0x7FFFFFFF for s in state]
+
+
+def build_augmenter(
+    strength: float, crop_size: int, erasing: float, seed: int, start_epoch: int = 0
+) -> keras.Sequential:
     """Random geometric and photometric changes that keep a face a face.
 
     Args:
@@ -20,23 +43,26 @@ def build_augmenter(strength: float, crop_size: int, erasing: float, seed: int) 
             +-10 degrees, shift and zoom 10%, contrast 20%); values above 1 scale it up.
         crop_size: side of the random square crop taken from the 48x48 face (48 = no crop).
         erasing: probability of erasing one random rectangle (0 = off).
-        seed: seeds every layer.
+        seed: the run's seed; each layer gets its own stream derived from it.
+        start_epoch: epochs already trained, so a resumed run continues with fresh draws.
 
     Returns:
         A ``keras.Sequential`` to map over uint8 batches of shape (B, 48, 48, 1).
     """
-    aug: list[layers.Layer] = [layers.RandomFlip("horizontal", seed=seed)]
+    # Fixed slots (the 8th is mixup's) whichever layers are on: no stream depends on the others.
+    flip, rot, shift, zoom, contrast, crop, erase = layer_seeds(seed, start_epoch, 7)
+    aug: list[layers.Layer] = [layers.RandomFlip("horizontal", seed=flip)]
     if strength > 0:
         aug += [
-            layers.RandomRotation(10 / 360 * strength, fill_mode="reflect", seed=seed),
-            layers.RandomTranslation(0.1 * strength, 0.1 * strength, "reflect", seed=seed),
-            layers.RandomZoom(0.1 * strength, fill_mode="reflect", seed=seed),
-            layers.RandomContrast(min(0.2 * strength, 0.9), seed=seed),
+            layers.RandomRotation(10 / 360 * strength, fill_mode="reflect", seed=rot),
+            layers.RandomTranslation(0.1 * strength, 0.1 * strength, "reflect", seed=shift),
+            layers.RandomZoom(0.1 * strength, fill_mode="reflect", seed=zoom),
+            layers.RandomContrast(min(0.2 * strength, 0.9), seed=contrast),
         ]
     if crop_size < 48:
-        aug.append(layers.RandomCrop(crop_size, crop_size, seed=seed))
+        aug.append(layers.RandomCrop(crop_size, crop_size, seed=crop))
     if erasing > 0:
-        aug.append(layers.RandomErasing(factor=erasing, scale=(0.02, 0.25), seed=seed))
+        aug.append(layers.RandomErasing(factor=erasing, scale=(0.02, 0.25), seed=erase))
     return keras.Sequential(aug, name="augment")
 
 
@@ -58,7 +84,7 @@ def make_dataset(
         training: shuffle every epoch, and apply ``augmenter`` and ``mixup``.
         augmenter: from :func:`build_augmenter`; ignored unless ``training``.
         mixup: Beta(alpha, alpha) mixup strength; 0 turns it off.
-        seed: shuffle seed.
+        seed: seeds the shuffle and (through its own derived stream) mixup.
         targets: ``(N, 7)`` soft labels to train on instead of the one-hot labels
             (distillation).
 
@@ -80,7 +106,8 @@ def make_dataset(
         # Augmentation layers output floats in 0..255; the model's Rescaling handles both.
         ds = ds.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=AUTOTUNE)
     if training and mixup > 0:
-        mix = layers.MixUp(alpha=mixup, seed=seed)
+        # Its own stream: sharing the shuffle's or a layer's seed would correlate the draws.
+        mix = layers.MixUp(alpha=mixup, seed=layer_seeds(seed, 0, 8)[7])
 
         def _mix(x, y):
             out = mix({"images": x, "labels": y}, training=True)

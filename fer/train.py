@@ -282,7 +282,8 @@ def _fit(config, run_dir, recorder, history, resume, dataset) -> None:
     log.info("train %d / val %d (seed %d)", len(train_split.labels), len(val_split.labels),
              config.seed)
     targets = teacher_targets(config, train_split) if config.teacher else None
-    augmenter = build_augmenter(config.augment, config.crop_size, config.erasing, config.seed)
+    augmenter = build_augmenter(config.augment, config.crop_size, config.erasing, config.seed,
+                                start_epoch=len(history))
     train_ds = make_dataset(train_split, config.batch_size, training=True, augmenter=augmenter,
                             mixup=config.mixup, seed=config.seed + len(history), targets=targets)
     val_ds = make_dataset(val_split, 256)
