@@ -82,9 +82,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from fer import checkpoint
 
+    smoothing = None if args.smoothing is None else (args.smoothing_sigma, args.smoothing)
     out = checkpoint.export_run(Path(args.run_dir), Path(args.output), data=args.data,
-                                tta=args.tta, pack=args.checkpoint,
-                                smoothing=(args.smoothing_sigma, args.smoothing))
+                                tta=args.tta, pack=args.checkpoint, smoothing=smoothing,
+                                calibrate=args.calibrate)
     print(f"wrote {out} and {out.with_suffix('.json')}")
     return 0
 
@@ -101,8 +102,8 @@ def cmd_pack(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_smoothing_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--smoothing", type=float, default=0.0, metavar="WEIGHT",
+def _add_smoothing_flags(p: argparse.ArgumentParser, default: float | None = 0.0) -> None:
+    p.add_argument("--smoothing", type=float, default=default, metavar="WEIGHT",
                    help="blend each face with its Gaussian blur at inference, this share of the "
                    "blur (0 = off); choose it on --split val (fer.model.Smoothing)")
     p.add_argument("--smoothing-sigma", type=float, default=1.0, metavar="PIXELS",
@@ -137,11 +138,16 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("export", help="ship a run's best model into models/ with its metadata")
-    p.add_argument("run_dir", help="a run directory")
+    p.add_argument("run_dir", help="a run directory, or a shipped .keras (with its .json) to "
+                   "re-export, e.g. to calibrate it")
     p.add_argument("--output", default="models/fer_vgg.keras", help="the .keras file to write")
-    p.add_argument("--data", required=True, help="FER2013 source for the test evaluation")
+    p.add_argument("--data", required=True, help="FER2013 source: val (from train) for the "
+                   "temperature, test for the reported figures")
     p.add_argument("--tta", default="flip", choices=("none", "flip", "tencrop"))
-    _add_smoothing_flags(p)
+    _add_smoothing_flags(p, default=None)
+    p.add_argument("--no-calibrate", dest="calibrate", action="store_false",
+                   help="do not fit and build in a softmax temperature (fitted on val by "
+                   "default)")
     p.add_argument("--checkpoint", action="store_true",
                    help="also pack the run (last.keras, history, config) into <output>.ckpt.zip "
                    "so a later session can resume it")

@@ -127,39 +127,11 @@ def _lineage(run_dir: Path) -> list[tuple[Path, Any, list[dict[str, float]]]]:
     return chain[::-1]
 
 
-def export_run(
-    run_dir: Path, output: Path, *, data: str, tta: str = "flip", pack: bool = False,
-    smoothing: tuple[float, float] | None = None,
-) -> Path:
-    """Ships a run's best model with metadata computed here, never typed by hand.
-
-    Args:
-        run_dir: a run directory with ``best.keras``.
-        output: the ``.keras`` file to write (its ``.json`` goes beside it).
-        data: the FER2013 source to evaluate on (its ``test`` split).
-        tta: the TTA mode reported next to the plain figures.
-        pack: also write ``<output stem>.ckpt.zip`` for resuming elsewhere.
-        smoothing: ``(sigma, weight)`` of an inference-only blur built into the shipped model
-            (:class:`fer.model.Smoothing`; None or weight 0 = none), chosen on the val split.
-
-    Returns:
-        The path of the written model.
-    """
-    import keras
-
+def _training_record(run_dir: Path) -> tuple[Any, dict[str, Any], list[dict[str, float]]]:
+    """A run directory's config, the json's ``training`` block and its whole history."""
     from fer.config import TrainConfig
-    from fer.data import load_fer2013
-    from fer.evaluate import evaluate
-    from fer.model import build_model
 
     config = TrainConfig.load(run_dir / "config.json")
-    best = keras.models.load_model(run_dir / "best.keras")
-    # Rebuilt from the saved config and saved uncompiled: no optimizer state, a third the size.
-    smoothing = smoothing if smoothing and smoothing[1] > 0 else None
-    model = build_model(config.preset, dropout=config.dropout, smoothing=smoothing)
-    model.set_weights(best.get_weights())
-    dataset = load_fer2013(data, quiet=True)
-    result = evaluate(model, dataset["test"], tta=tta, crop_size=config.crop_size)
     # A warm restart or fine-tune reports its whole lineage: one history, epochs numbered on.
     stages, history = [], []
     for stage_dir, stage_config, stage_history in _lineage(run_dir):
@@ -177,6 +149,122 @@ def export_run(
     # best.keras is this run's best epoch (its val accuracy, not an earlier stage's).
     best_epoch = (max(history[len(history) - own:], key=lambda r: r.get("val_accuracy", -1))
                   ["epoch"] if own else None)
+    training = {
+        "state": status.get("state"),
+        "epochs_done": len(history),
+        "best_epoch": int(best_epoch) if best_epoch else None,
+        "wall_seconds": round(sum(r.get("seconds", 0.0) for r in history), 1),
+        "machine": {"cpu": status.get("cpu") or runs.cpu_name(),
+                    "cores": status.get("cores") or os.cpu_count(),
+                    "platform": platform.platform(), "gpu": "none"},
+        "command": " && ".join(stage["command"] for stage in stages),
+        "stages": stages,
+    }
+    return config, training, history
+
+
+def _source(source: Path) -> tuple[Any, Path, dict[str, Any], list[dict[str, float]], dict]:
+    """What an export starts from: a run directory, or an already shipped ``.keras`` whose
+    ``.json`` carries its config and training record (to re-export it, e.g. to calibrate it,
+    on a machine that no longer has its run directory)."""
+    from fer.config import TrainConfig
+
+    if source.suffix == ".keras":
+        meta = runs.read_json(source.with_suffix(".json"))
+        if not meta or "config" not in meta:
+            raise FileNotFoundError(f"{source.name} has no {source.stem}.json with its config: "
+                                    "export a run directory instead")
+        return (TrainConfig.from_dict(meta["config"]), source, meta.get("training") or {},
+                meta.get("history") or [], meta)
+    if not (source / "best.keras").exists():
+        raise FileNotFoundError(f"{source} has no best.keras: not a finished run directory")
+    config, training, history = _training_record(source)
+    return config, source / "best.keras", training, history, {}
+
+
+def export_run(
+    run_dir: Path, output: Path, *, data: str, tta: str = "flip", pack: bool = False,
+    smoothing: tuple[float, float] | None = None, calibrate: bool = True,
+) -> Path:
+    """Ships a run's best model with metadata computed here, never typed by hand.
+
+    Args:
+        run_dir: a run directory with ``best.keras``, or a shipped ``.keras`` with its
+            ``.json`` (re-export).
+        output: the ``.keras`` file to write (its ``.json`` goes beside it).
+        data: the FER2013 source: its ``train`` split gives the run's own seeded validation
+            split (for the temperature), its ``test`` split the reported figures.
+        tta: the TTA mode reported next to the plain figures.
+        pack: also write ``<output stem>.ckpt.zip`` for resuming elsewhere.
+        smoothing: ``(sigma, weight)`` of an inference-only blur built into the shipped model
+            (:class:`fer.model.Smoothing`; weight 0 = none), chosen on the val split; None
+            keeps a shipped source's own setting (none for a run directory).
+        calibrate: fit a softmax temperature on the val split (no TTA, minimum NLL) and build
+            it into the model (:class:`fer.model.Calibration`).
+
+    Returns:
+        The path of the written model.
+    """
+    import keras
+
+    from fer import calibration
+    from fer.data import load_fer2013, stratified_split
+    from fer.evaluate import evaluate, predict_probs
+    from fer.model import build_model
+
+    config, weights, training, history, source_meta = _source(Path(run_dir))
+    if smoothing is None and source_meta.get("smoothing"):
+        smoothing = (source_meta["smoothing"]["sigma"], source_meta["smoothing"]["weight"])
+    smoothing = smoothing if smoothing and smoothing[1] > 0 else None
+    trained = keras.models.load_model(weights, compile=False).get_weights()
+
+    def rebuilt(temperature: float | None = None) -> keras.Model:
+        # Rebuilt from the saved config and saved uncompiled: no optimizer state.
+        model = build_model(config.preset, dropout=config.dropout, smoothing=smoothing,
+                            temperature=temperature)
+        model.set_weights(trained)
+        return model
+
+    dataset = load_fer2013(data, quiet=True)
+    val = stratified_split(dataset["train"], config.val_fraction, config.seed)[1]
+    raw = rebuilt()
+    temperature = None
+    if calibrate:
+        temperature = calibration.fit_temperature(val.labels, predict_probs(raw, val.images))
+    model = rebuilt(temperature)
+    crop = config.crop_size
+    evaluations = {"val": evaluate(model, val, tta=tta, crop_size=crop),
+                   "test": evaluate(model, dataset["test"], tta=tta, crop_size=crop)}
+    cal_block = None
+    if calibrate:
+        before = {"val": evaluate(raw, val, tta=tta, crop_size=crop),
+                  "test": evaluate(raw, dataset["test"], tta=tta, crop_size=crop)}
+
+        def pair(split: str, mode: str) -> dict[str, Any]:
+            b, a = before[split], evaluations[split]
+            if mode != "none":
+                b, a = b["tta"], a["tta"]
+            keys = ("ece", "nll", "accuracy")
+            return {"before": {k: b[k] for k in keys}, "after": {k: a[k] for k in keys}}
+
+        for split in ("val", "test"):
+            # Beside the shipped figures, for the dashboard's before/after reliability diagram.
+            evaluations[split]["temperature"] = temperature
+            evaluations[split]["uncalibrated"] = {k: before[split][k]
+                                                  for k in ("ece", "nll", "reliability")}
+        modes = ["none"] + ([tta] if tta != "none" else [])
+        cal_block = {
+            "temperature": temperature,
+            "method": "temperature scaling: softmax(log p / T), one T fitted on the val split "
+                      "without TTA by minimum NLL; ECE over 15 equal-width bins of top-1 "
+                      "probability",
+            "fitted_on": f"val ({len(val.labels)} faces: the run's own seeded split of train)",
+            **{split: {mode: pair(split, mode) for mode in modes} for split in ("val", "test")},
+        }
+    flags = f" --tta {tta}" + (f" --smoothing {smoothing[1]} --smoothing-sigma {smoothing[0]}"
+                               if smoothing else " --smoothing 0")
+    flags += "" if calibrate else " --no-calibrate"
+    command = f"python -m fer export {run_dir} --data {data}{flags}"
     meta: dict[str, Any] = {
         "name": output.stem,
         "classes": list(CLASSES),
@@ -185,26 +273,17 @@ def export_run(
         "smoothing": ({"sigma": smoothing[0], "weight": smoothing[1],
                        "note": "inference-only blur inside the model (fer.model.Smoothing)"}
                       if smoothing else None),
+        "calibration": cal_block,
         "params": int(model.count_params()),
         "config": config.to_dict(),
-        "training": {
-            "state": status.get("state"),
-            "epochs_done": len(history),
-            "best_epoch": int(best_epoch) if best_epoch else None,
-            "wall_seconds": round(sum(r.get("seconds", 0.0) for r in history), 1),
-            "machine": {"cpu": status.get("cpu") or runs.cpu_name(),
-                        "cores": status.get("cores") or os.cpu_count(),
-                        "platform": platform.platform(), "gpu": "none"},
-            "command": " && ".join(stage["command"] for stage in stages),
-            "stages": stages,
-        },
+        "training": training,
         "history": history,
+        "validation": {"split": f"val ({len(val.labels)} faces, seed {config.seed})",
+                       "command": command, **evaluations["val"]},
         "evaluation": {"split": "test (PublicTest)", "source": Path(data).name,
-                       "command": f"python -m fer export {run_dir} --data {data} --tta {tta}"
-                       + (f" --smoothing {smoothing[1]} --smoothing-sigma {smoothing[0]}"
-                          if smoothing else ""),
+                       "command": command,
                        "evaluated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                       **result},
+                       **evaluations["test"]},
     }
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.stem}.{os.getpid()}.tmp.keras")
@@ -212,5 +291,7 @@ def export_run(
     os.replace(tmp, output)
     runs.atomic_write_json(output.with_suffix(".json"), meta)
     if pack:
+        if Path(run_dir).suffix == ".keras":
+            raise ValueError("--checkpoint packs a run directory, not a shipped model")
         pack_run(run_dir, output.with_name(output.stem + ".ckpt.zip"))
     return output

@@ -61,15 +61,19 @@ def predict_probs(
 
 
 def compute_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
-    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix.
+    """Accuracy, macro-F1, per-class precision/recall/F1/support, the confusion matrix, and
+    the calibration of the probabilities (ECE over 15 bins, NLL, reliability bins).
 
     Args:
         labels: ``(N,)`` true class indices.
-        probs: ``(N, 7)`` scores.
+        probs: ``(N, 7)`` probabilities.
 
     Returns:
-        A JSON-ready dict. ``confusion_matrix[i][j]`` counts true class i predicted as j.
+        A JSON-ready dict. ``confusion_matrix[i][j]`` counts true class i predicted as j;
+        ``correct`` is the exact count behind ``accuracy``.
     """
+    from fer import calibration
+
     k = len(CLASSES)
     pred = np.argmax(probs, axis=1)
     cm = np.zeros((k, k), dtype=np.int64)
@@ -81,6 +85,7 @@ def compute_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
                    where=(precision + recall) > 0)
     return {
         "n": int(len(labels)),
+        "correct": int(tp.sum()),
         "accuracy": float(tp.sum() / max(1, len(labels))),
         "macro_f1": float(f1.mean()),
         "per_class": {
@@ -89,6 +94,8 @@ def compute_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
             for i, c in enumerate(CLASSES)
         },
         "confusion_matrix": cm.tolist(),
+        **calibration.summary(labels, probs),
+        "reliability": calibration.reliability(labels, probs).to_dict(),
     }
 
 
@@ -126,12 +133,14 @@ def write_metrics(path: Path, result: dict[str, Any], **extra: Any) -> None:
 
 def format_report(result: dict[str, Any]) -> str:
     """A readable table of an evaluation result."""
-    lines = [f"accuracy {result['accuracy']:.4f}   macro-F1 {result['macro_f1']:.4f}   "
-             f"(n={result['n']}, no TTA)"]
+    def line(r: dict[str, Any], what: str) -> str:
+        cal = (f"   ECE {r['ece']:.4f}   NLL {r['nll']:.4f}" if "ece" in r else "")
+        return (f"accuracy {r['accuracy']:.4f}   macro-F1 {r['macro_f1']:.4f}{cal}   "
+                f"(n={r['n']}, {what})")
+
+    lines = [line(result, "no TTA")]
     if "tta" in result:
-        t = result["tta"]
-        lines.append(f"accuracy {t['accuracy']:.4f}   macro-F1 {t['macro_f1']:.4f}   "
-                     f"({t['mode']} TTA)")
+        lines.append(line(result["tta"], f"{result['tta']['mode']} TTA"))
     lines.append(f"{'class':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}")
     for c, m in result["per_class"].items():
         lines.append(f"{c:<10}{m['precision']:>10.3f}{m['recall']:>10.3f}{m['f1']:>10.3f}"

@@ -55,6 +55,38 @@ class Smoothing(layers.Layer):
         return {**super().get_config(), "sigma": self.sigma, "weight": self.weight}
 
 
+@keras.saving.register_keras_serializable(package="fer")
+class Calibration(layers.Layer):
+    """Temperature scaling of class probabilities: ``softmax(log(p) / temperature)``.
+
+    Label smoothing and mixup train a network to under-state its confidence; one temperature
+    fitted on the validation split (:func:`fer.calibration.fit_temperature`) corrects that
+    without changing which class wins. ``log(p)`` equals the logits up to a per-face constant,
+    which the softmax cancels, so this is exactly softmax(logits / temperature). Living inside
+    the model, it applies wherever the model's probabilities are shown or written.
+
+    Args:
+        temperature: > 1 softens, < 1 sharpens, 1 = no change.
+    """
+
+    def __init__(self, temperature: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.temperature = float(temperature)
+
+    def call(self, inputs):
+        p = keras.ops.cast(inputs, "float32")
+        logp = keras.ops.log(keras.ops.maximum(p, 1e-12))
+        return keras.ops.softmax(logp / self.temperature, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "temperature": self.temperature}
+
+
 def _seed(x, dropout: float):
     # The original README's network, kept layer for layer as the reference.
     for filters in (64, 128, 256):
@@ -116,7 +148,7 @@ PRESETS: dict[str, str] = {
 
 def build_model(
     preset: str = "vgg_gap", num_classes: int = len(CLASSES), dropout: float = 0.4,
-    smoothing: tuple[float, float] | None = None,
+    smoothing: tuple[float, float] | None = None, temperature: float | None = None,
 ) -> keras.Model:
     """Builds a preset CNN that maps uint8 grayscale faces to class probabilities.
 
@@ -126,6 +158,8 @@ def build_model(
         dropout: dropout before the classifier (the seed uses it after each dense layer).
         smoothing: ``(sigma, weight)`` of an inference-only :class:`Smoothing` layer before
             ``Rescaling`` (None = none); it has no weights, so weights transfer either way.
+        temperature: a :class:`Calibration` layer after the softmax (None = none; no weights
+            either).
 
     Returns:
         An uncompiled ``keras.Model``. ``seed`` takes exactly 48x48 inputs; the global-pooling
@@ -152,6 +186,8 @@ def build_model(
         x = _resnet(x, dropout, (32, 64, 128, 256))
     # float32 softmax keeps probabilities exact under a bfloat16 mixed-precision policy.
     outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probs")(x)
+    if temperature is not None and temperature != 1.0:
+        outputs = Calibration(temperature, name="calibration")(outputs)
     return keras.Model(inputs, outputs, name=preset)
 
 
@@ -167,3 +203,9 @@ def with_smoothing(model: keras.Model, sigma: float, weight: float) -> keras.Mod
         return model
     inputs = keras.Input(shape=model.input_shape[1:], name="face")
     return keras.Model(inputs, model(Smoothing(sigma, weight)(inputs)), name=model.name)
+
+
+def model_temperature(model: keras.Model) -> float:
+    """The temperature of a model's :class:`Calibration` layer (1.0 when it has none)."""
+    found = [l.temperature for l in model.layers if isinstance(l, Calibration)]
+    return found[-1] if found else 1.0
