@@ -47,6 +47,10 @@ class TrainConfig:
                         "and translation robustness", min=24, max=48)
     erasing: float = _f(0.25, "probability of random erasing (occlusion robustness)", min=0.0,
                         max=1.0)
+    robust: float = _f(0.0, "real-photo corruptions (exposure, blur, camera noise, low "
+                       "resolution; fer.pipeline.RealPhoto): 0 = off, the shipped recipe so "
+                       "far; benchmarks/robustness.py measures what they buy", min=0.0,
+                       max=2.0)
     mixup: float = _f(0.0, "mixup alpha (0 = off); helps long runs, slows short ones", min=0.0,
                       max=2.0)
     dropout: float = _f(0.4, "dropout before the classifier", min=0.0, max=0.9)

@@ -33,8 +33,70 @@ def layer_seeds(seed: int, start_epoch: int, count: int) -> list[int]:
     return [int(s) & 0x7FFFFFFF for s in state]
 
 
+@keras.saving.register_keras_serializable(package="fer")
+class RealPhoto(layers.Layer):
+    """Training-time corruptions that real photos show and FER2013 rarely does.
+
+    Each face independently gets, each with probability 0.5: an exposure change (gamma drawn
+    log-uniformly in [1/g, g], g = 1 + strength), a blur (blended with its sigma-1.2 Gaussian
+    blur at a random share up to ``strength``), camera noise (Gaussian, std up to 12 grey
+    levels x strength) and a loss of resolution (down to 24 px and back up). Inputs and
+    outputs are floats in 0..255; a no-op outside training.
+
+    Args:
+        strength: 0 = off; 1 = the ranges above; up to 2.
+        seed: seeds the layer's own stream.
+    """
+
+    def __init__(self, strength: float = 1.0, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.strength, self.seed = float(strength), seed
+        self.generator = keras.random.SeedGenerator(seed)
+        t = np.arange(-4, 5, dtype=np.float64)
+        g = np.exp(-0.5 * (t / 1.2) ** 2)
+        self.kernel = (np.outer(g, g) / g.sum() ** 2)[:, :, None, None].astype("float32")
+
+    def _coin(self, n):
+        return keras.ops.cast(
+            keras.random.uniform((n, 1, 1, 1), seed=self.generator) < 0.5, "float32")
+
+    def call(self, x, training=True):
+        if not training or self.strength == 0:
+            return x
+        ops = keras.ops
+        x = ops.cast(x, "float32")
+        n, h, w = ops.shape(x)[0], ops.shape(x)[1], ops.shape(x)[2]
+        u = lambda: keras.random.uniform((n, 1, 1, 1), seed=self.generator)  # noqa: E731
+        # Exposure: gamma in [1/g, g], log-uniform.
+        log_g = np.log1p(self.strength)
+        gamma = ops.exp((2 * u() - 1) * log_g)
+        on = self._coin(n)
+        x = on * 255.0 * ops.power(ops.clip(x / 255.0, 1e-6, 1.0), gamma) + (1 - on) * x
+        # Blur: blend with a fixed Gaussian blur at a random share.
+        blurred = ops.depthwise_conv(ops.pad(x, [[0, 0], [4, 4], [4, 4], [0, 0]], "symmetric"),
+                                     ops.convert_to_tensor(self.kernel), 1, "valid")
+        share = self._coin(n) * ops.minimum(u() * self.strength, 1.0)
+        x = (1 - share) * x + share * blurred
+        # Camera noise.
+        std = self._coin(n) * u() * 12.0 * self.strength
+        x = x + std * keras.random.normal(ops.shape(x), seed=self.generator)
+        # Lower resolution: down to 24 px and back.
+        low = ops.image.resize(ops.image.resize(x, (24, 24), "bilinear", antialias=True),
+                               (h, w), "bilinear")
+        on = self._coin(n)
+        x = on * low + (1 - on) * x
+        return ops.clip(x, 0.0, 255.0)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "strength": self.strength, "seed": self.seed}
+
+
 def build_augmenter(
-    strength: float, crop_size: int, erasing: float, seed: int, start_epoch: int = 0
+    strength: float, crop_size: int, erasing: float, seed: int, start_epoch: int = 0,
+    robust: float = 0.0,
 ) -> keras.Sequential:
     """Random geometric and photometric changes that keep a face a face.
 
@@ -45,12 +107,13 @@ def build_augmenter(
         erasing: probability of erasing one random rectangle (0 = off).
         seed: the run's seed; each layer gets its own stream derived from it.
         start_epoch: epochs already trained, so a resumed run continues with fresh draws.
+        robust: strength of :class:`RealPhoto` corruptions (0 = off).
 
     Returns:
         A ``keras.Sequential`` to map over uint8 batches of shape (B, 48, 48, 1).
     """
     # Fixed slots (the 8th is mixup's) whichever layers are on: no stream depends on the others.
-    flip, rot, shift, zoom, contrast, crop, erase = layer_seeds(seed, start_epoch, 7)
+    flip, rot, shift, zoom, contrast, crop, erase, _, real = layer_seeds(seed, start_epoch, 9)
     aug: list[layers.Layer] = [layers.RandomFlip("horizontal", seed=flip)]
     if strength > 0:
         aug += [
@@ -59,6 +122,8 @@ def build_augmenter(
             layers.RandomZoom(0.1 * strength, fill_mode="reflect", seed=zoom),
             layers.RandomContrast(min(0.2 * strength, 0.9), seed=contrast),
         ]
+    if robust > 0:
+        aug.append(RealPhoto(robust, seed=real, name="real_photo"))
     if crop_size < 48:
         aug.append(layers.RandomCrop(crop_size, crop_size, seed=crop))
     if erasing > 0:

@@ -283,7 +283,7 @@ def _fit(config, run_dir, recorder, history, resume, dataset) -> None:
              config.seed)
     targets = teacher_targets(config, train_split) if config.teacher else None
     augmenter = build_augmenter(config.augment, config.crop_size, config.erasing, config.seed,
-                                start_epoch=len(history))
+                                start_epoch=len(history), robust=config.robust)
     train_ds = make_dataset(train_split, config.batch_size, training=True, augmenter=augmenter,
                             mixup=config.mixup, seed=config.seed + len(history), targets=targets)
     val_ds = make_dataset(val_split, 256)

@@ -129,3 +129,37 @@ def test_the_pipeline_augments_differently_every_epoch(epochs):
     a = np.sort(batches[0].reshape(64, -1).sum(1))
     b = np.sort(batches[1].reshape(64, -1).sum(1))
     assert not np.allclose(a, b)
+
+
+def test_real_photo_corruptions_are_independent_per_face_and_off_at_inference():
+    from fer.pipeline import RealPhoto
+
+    rng = np.random.default_rng(0)
+    x = np.repeat(rng.integers(40, 216, (1, 48, 48, 1)).astype("float32"), N, axis=0)
+    layer = RealPhoto(1.0, seed=3)
+    np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
+    out = np.asarray(layer(x, training=True))
+    assert out.min() >= 0 and out.max() <= 255
+    unchanged = np.all(np.abs(out - x) < 1e-3, axis=(1, 2, 3))
+    # Four corruptions, each on with probability 1/2 and drawn per face: 1/16 of the faces
+    # (32 of 512) come out untouched; shared draws would leave 1/2 untouched.
+    assert 12 <= unchanged.sum() <= 60
+    # Changed faces changed differently (per-face draws, not one draw per batch); only those
+    # that got nothing but the deterministic low-resolution step (1/16 of all) coincide.
+    changed = out[~unchanged].reshape(int((~unchanged).sum()), -1)
+    assert len(np.unique(changed.round(2), axis=0)) > 0.8 * len(changed)
+
+
+def test_the_robust_option_reaches_the_training_pipeline():
+    from fer.config import TrainConfig
+    from fer.data import Split
+    from fer.pipeline import build_augmenter, make_dataset
+
+    assert TrainConfig().robust == 0.0  # off until a run shows it helps on val
+    aug = build_augmenter(1.0, 40, 0.0, seed=1, robust=1.0)
+    assert "real_photo" in [l.name for l in aug.layers]
+    assert "real_photo" not in [l.name for l in build_augmenter(1.0, 40, 0.0, seed=1).layers]
+    x = _marked()[:32, :, :, 0].astype(np.uint8)
+    ds = make_dataset(Split(x, np.zeros(32, np.int64)), 16, training=True, augmenter=aug)
+    images, _ = next(iter(ds))
+    assert images.shape == (16, 40, 40, 1)
