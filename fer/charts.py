@@ -81,3 +81,29 @@ def per_class_bars(per_class: dict[str, dict[str, float]]) -> go.Figure:
     fig.update_layout(**_LAYOUT, height=320, barmode="group", legend=dict(orientation="h"))
     fig.update_yaxes(tickformat=".0%", range=[0, 1])
     return fig
+
+
+def reliability_diagram(curves: dict[str, dict]) -> go.Figure:
+    """Accuracy against top-1 confidence per bin (a calibrated model sits on the diagonal).
+
+    Args:
+        curves: a label (e.g. "calibrated, ECE 2.1%") -> a
+            :class:`fer.calibration.Reliability` as a dict (edges, confidence, accuracy, count).
+    """
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
+                               line=dict(color="#999999", dash="dash")))
+    palette = ["#1F77B4", "#FF7F0E", "#2CA02C"]
+    for i, (name, r) in enumerate(curves.items()):
+        pts = [(c, a, n) for c, a, n in zip(r["confidence"], r["accuracy"], r["count"]) if n]
+        fig.add_trace(go.Scatter(
+            x=[c for c, _, _ in pts], y=[a for _, a, _ in pts], mode="lines+markers",
+            name=name, line=dict(color=palette[i % len(palette)]),
+            marker=dict(size=[6 + 14 * (n / max(p[2] for p in pts)) ** 0.5 for *_, n in pts]),
+            customdata=[n for *_, n in pts],
+            hovertemplate="confidence %{x:.0%}: right %{y:.0%} of %{customdata} faces"
+                          "<extra></extra>"))
+    fig.update_layout(**_LAYOUT, height=360, legend=dict(orientation="h", y=-0.25),
+                      xaxis_title="top-1 probability (confidence)", yaxis_title="accuracy")
+    fig.update_xaxes(range=[0, 1], tickformat=".0%")
+    fig.update_yaxes(range=[0, 1], tickformat=".0%")
+    return fig

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from fer import runs
-from fer.charts import confusion_matrix, per_class_bars, training_curves
+from fer.charts import confusion_matrix, per_class_bars, reliability_diagram, training_curves
 from fer.predict import MODELS_DIR
 
 st.set_page_config(page_title="Training dashboard · FER", page_icon="📈", layout="wide")
@@ -79,3 +79,17 @@ left.plotly_chart(confusion_matrix(metrics["confusion_matrix"], normalize), widt
 right.plotly_chart(per_class_bars(metrics["per_class"]), width="stretch", key="per_class")
 st.caption(f"{metrics['n']} test images (FER2013 PublicTest). Figures come from the run's "
            "metrics file, written by the evaluation at the end of training.")
+
+if metrics.get("reliability"):
+    st.subheader("Calibration")
+    curves_ = {}
+    if metrics.get("uncalibrated"):
+        raw = metrics["uncalibrated"]
+        curves_[f"before calibration (ECE {raw['ece']:.1%})"] = raw["reliability"]
+    label = (f"calibrated, T = {metrics['temperature']:.2f}" if metrics.get("temperature")
+             else "as trained")
+    curves_[f"{label} (ECE {metrics['ece']:.1%})"] = metrics["reliability"]
+    st.plotly_chart(reliability_diagram(curves_), width="stretch", key="reliability")
+    st.caption("Reliability diagram, no TTA: faces binned by the probability the model gives "
+               "its top class; a well-calibrated model is right that often (the diagonal). "
+               "ECE is the faces-weighted gap over 15 bins.")
