@@ -46,6 +46,7 @@ def _truthy(value: str | None) -> bool:
 
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+PROXY_HEADERS = ("x-forwarded-for", "x-forwarded-host", "x-real-ip", "forwarded")
 HOW_TO_TRAIN = (
     "To train, run the app on your own machine (`streamlit run app.py`, then open "
     "http://localhost:8501) or use `python -m fer train`; the owner of a deployment can turn "
@@ -72,7 +73,8 @@ def host_name(host: str | None) -> str:
 
 
 def training_permission(host: str | None, remote_ip: str | None = None, *,
-                        allow: str | None = None, read_only: str | None = None) -> Permission:
+                        forwarded: bool = False, allow: str | None = None,
+                        read_only: str | None = None) -> Permission:
     """Training is for the machine the app runs on, unless its owner opens it up.
 
     A public deployment must not let every visitor start hour-long runs or upload 200 MB, so
@@ -82,6 +84,8 @@ def training_permission(host: str | None, remote_ip: str | None = None, *,
     Args:
         host: the request's ``Host`` header (or the app's URL); None when unknown.
         remote_ip: the client's address; Streamlit gives None for a loopback connection.
+        forwarded: the request carries proxy headers (``X-Forwarded-For`` and the like): it
+            came from elsewhere through a proxy on this machine, whatever its host says.
         allow: the ``FER_ALLOW_TRAINING`` setting (default: the environment).
         read_only: the ``FER_READ_ONLY`` setting (default: the environment).
 
@@ -95,10 +99,10 @@ def training_permission(host: str | None, remote_ip: str | None = None, *,
     if _truthy(env("FER_ALLOW_TRAINING") if allow is None else allow):
         return Permission(True, "Training is on for every visitor (`FER_ALLOW_TRAINING`).")
     name = host_name(host)
-    if name in LOCAL_HOSTS and remote_ip in (None, *LOCAL_HOSTS):
+    if name in LOCAL_HOSTS and remote_ip in (None, *LOCAL_HOSTS) and not forwarded:
         return Permission(True, "Training is on: this app is served to this machine only.")
     where = (f" (this page was asked for as `{name}`" + (f" from {remote_ip}" if remote_ip else "")
-             + ")") if name else ""
+             + (" through a proxy" if forwarded else "") + ")") if name else ""
     return Permission(False, f"Training is off: this app is served to other machines{where}, "
                       "where anyone who opens it could start hour-long runs. " + HOW_TO_TRAIN)
 

@@ -31,6 +31,7 @@ st.session_state.setdefault("data_source", "Path on this server")
 st.session_state.setdefault("launch_note", None)  # the last launch's outcome, while it matters
 permission = launch.training_permission(
     st.context.headers.get("host") or st.context.url, st.context.ip_address,
+    forwarded=any(h in st.context.headers for h in launch.PROXY_HEADERS),
     allow=ui.setting("FER_ALLOW_TRAINING"), read_only=ui.setting("FER_READ_ONLY"))
 
 

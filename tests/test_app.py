@@ -272,14 +272,16 @@ def test_train_page_is_off_for_a_request_that_is_not_local():
 def test_training_permission_by_host():
     from fer.launch import training_permission
 
-    def allowed(host, ip=None, allow="", read_only=""):
-        return training_permission(host, ip, allow=allow, read_only=read_only).allowed
+    def allowed(host, ip=None, forwarded=False, allow="", read_only=""):
+        return training_permission(host, ip, forwarded=forwarded, allow=allow,
+                                   read_only=read_only).allowed
 
     for local in ("localhost:8501", "127.0.0.1:8501", "[::1]:8501", "http://localhost:8501/Train"):
         assert allowed(local), local
     for public in ("fer.streamlit.app", "localhost.example.com", "10.0.0.5:8501", None, ""):
         assert not allowed(public), public
-    assert not allowed("localhost:8501", ip="203.0.113.9")  # a proxy forwarding a visitor
+    assert not allowed("localhost:8501", ip="203.0.113.9")  # a visitor's own address
+    assert not allowed("localhost:8501", forwarded=True)  # a proxy here forwarding a visitor
     assert allowed("fer.streamlit.app", allow="1")
     assert not allowed("localhost:8501", allow="1", read_only="1")
 
