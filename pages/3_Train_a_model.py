@@ -54,9 +54,9 @@ def start(preset: str, data_path: str | None) -> None:
         active = runs.active_run()
         return note("error", f"Not started: {ui.literal(str(exc))}",
                     active.run_id if active else None)
-    command = "python -m fer train " + " ".join(
+    command = "python -m fer train " + " ".join(  # the data path stays off the page
         f"--{k.replace('_', '-')} {v}" for k, v in dataclasses.asdict(config).items()
-        if v != getattr(TrainConfig(), k))
+        if v != getattr(TrainConfig(), k) and k != "data")
     note("success", f"Started **{run.run_id}** in the background. You can leave this page; the "
          "run keeps going and this page finds it again.", run.run_id, command)
 
