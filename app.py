@@ -33,7 +33,7 @@ if source == "Sample photos":
 else:
     uploads = st.file_uploader(
         "Photos with faces", type=["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"],
-        accept_multiple_files=True, key="uploads",
+        accept_multiple_files=True, key="uploads", max_upload_size=50,
         help="Phone photos, group photos, screenshots or face crops; up to 50 MB each")
     images = [(f.name, f.getvalue()) for f in uploads or []]
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fer import runs
+from fer.atomic import atomic_write
 from fer.data import CLASSES, DatasetError, check_zip
 
 PACKED = ("config.json", "history.csv", "status.json", "last.keras", "best.keras")
@@ -26,19 +27,19 @@ def pack_run(run_dir: Path, out: Path) -> Path:
     """Packs a run's resumable state into one zip, written atomically."""
     import tempfile
 
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf, \
-            tempfile.TemporaryDirectory() as scratch:
-        for name in PACKED:
-            path = run_dir / name
-            if path.exists() and name == "best.keras":
-                # Only last.keras needs optimizer state; the best weights alone keep the
-                # checkpoint under the repository's 25 MB file budget.
-                path = _weights_only(run_dir, path, Path(scratch) / "best.keras")
-            if path.exists():
-                zf.write(path, name)
-    os.replace(tmp, out)
-    return out
+    def write(tmp: Path) -> None:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf, \
+                tempfile.TemporaryDirectory() as scratch:
+            for name in PACKED:
+                path = run_dir / name
+                if path.exists() and name == "best.keras":
+                    # Only last.keras needs optimizer state; the best weights alone keep the
+                    # checkpoint under the repository's 25 MB file budget.
+                    path = _weights_only(run_dir, path, Path(scratch) / "best.keras")
+                if path.exists():
+                    zf.write(path, name)
+
+    return atomic_write(out, write)
 
 
 def _weights_only(run_dir: Path, src: Path, dest: Path) -> Path:
@@ -84,17 +85,13 @@ def prepare_resume(source: Path, run_dir: str | os.PathLike | None = None) -> Pa
                 return target  # the local run is at least as far along
         target.mkdir(parents=True, exist_ok=True)
         for name in names:
-            tmp = target / f".{name}.tmp"
-            tmp.write_bytes(zf.read(name))
-            os.replace(tmp, target / name)
+            atomic_write(target / name, zf.read(name))
     return target
 
 
 def _extract_text(zf: zipfile.ZipFile, name: str, where: Path) -> Path:
-    where.mkdir(parents=True, exist_ok=True)
-    tmp = where / f".packed-{name}"
-    tmp.write_bytes(zf.read(name) if name in zf.namelist() else b"")
-    return tmp
+    return atomic_write(where / f".packed-{name}", zf.read(name) if name in zf.namelist()
+                        else b"")
 
 
 def _train_command(config, run_dir: Path | None = None) -> str:
@@ -286,9 +283,7 @@ def export_run(
                        **evaluations["test"]},
     }
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.stem}.{os.getpid()}.tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, output)
+    atomic_write(output, model.save, suffix=".keras")
     runs.atomic_write_json(output.with_suffix(".json"), meta)
     if pack:
         if Path(run_dir).suffix == ".keras":

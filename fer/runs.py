@@ -1,9 +1,14 @@
 """Run directories on disk: atomic writes, status records, and listing runs for the UI.
 
 A run lives in ``runs/<run-id>/`` with ``config.json``, ``status.json``, ``history.csv``,
-``best.keras``, ``last.keras``, ``metrics.json`` and ``train.log``. Every file is written to a
-temporary name and renamed, so a reader (the dashboard) never sees half a file. Nothing here
-imports TensorFlow: the UI lists and reads runs without loading it.
+``best.keras``, ``last.keras``, ``metrics.json`` and ``train.log``; the launcher adds
+``process.json`` (the training process it started). Every file is written with
+:func:`fer.atomic.atomic_write`, so a reader (the dashboard) never sees half a file.
+
+A live run is identified by its process id *and* that process's start time: after a restart a
+recycled pid belongs to a process that started later, and a crashed trainer that nobody reaped
+(a zombie) no longer counts. Nothing here imports TensorFlow: the UI lists and reads runs
+without loading it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
+
+from fer.atomic import atomic_write
 from fer.config import TrainConfig
 from fer.data import CLASSES
 
@@ -26,15 +34,12 @@ STATUSES = ("queued", "running", "finished", "failed", "stopped")
 HISTORY_FIELDS = (
     "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
 STOP_FILE = "STOP"
+PROCESS_FILE = "process.json"
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Writes ``text`` to ``path`` via a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    """Writes ``text`` to ``path`` atomically (:func:`fer.atomic.atomic_write`)."""
+    atomic_write(path, text)
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
@@ -146,6 +151,32 @@ def write_status(run_dir: Path, state: str, **fields: Any) -> dict[str, Any]:
     return status
 
 
+def time_left(status: dict[str, Any]) -> str:
+    """The time left of a running run, in words, from its status (e.g. "about 12 min left")."""
+    eta = status.get("eta_seconds")
+    if status.get("state") == "queued":
+        return "starting the training process"
+    if eta is None:
+        return "time left known after the first epoch"
+    if eta < 90:
+        return f"about {max(round(eta), 1)} s left" if eta >= 1 else "finishing"
+    minutes = round(eta / 60)
+    if minutes < 90:
+        return f"about {minutes} min left"
+    return f"about {minutes // 60} h {minutes % 60:02d} min left"
+
+
+def test_set_label(metrics: dict[str, Any]) -> str:
+    """What a run's test figures were computed on, e.g. "3,589 test images (FER2013
+    PublicTest)" for the real split, "28 test images from toy.zip" otherwise."""
+    n = metrics.get("n", 0)
+    source = Path(str(metrics.get("source") or "")).name
+    if n == 3589:  # the PublicTest split of FER2013 has exactly 3,589 images
+        return f"{n:,} test images (FER2013 PublicTest)"
+    return f"{n:,} test images" + (f" from {source}" if source else "") + (
+        " (not the FER2013 test split)")
+
+
 def cpu_name() -> str:
     """The processor's model name (for recording where a run trained)."""
     import platform
@@ -159,17 +190,39 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def pid_alive(pid: int | None) -> bool:
-    """True when a process with this pid exists on this machine."""
+def process_start_time(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), or None if there is none."""
+    try:
+        return psutil.Process(int(pid)).create_time()
+    except (psutil.Error, ValueError, OverflowError):
+        return None
+
+
+def process_identity(pid: int | None = None) -> dict[str, Any]:
+    """``{"pid", "pid_started"}`` of a process (default: this one), as run files record it."""
+    pid = os.getpid() if pid is None else int(pid)
+    return {"pid": pid, "pid_started": process_start_time(pid)}
+
+
+def pid_alive(pid: int | None, started: float | None = None) -> bool:
+    """True when process ``pid`` runs on this machine and, if ``started`` is given, is the same
+    process that started then (not a later one that was given a recycled pid).
+
+    A zombie (exited, not yet reaped by its parent) is not alive.
+    """
     if not pid:
         return False
     try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+        proc = psutil.Process(int(pid))
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        # create_time is derived from the boot time and the process's start tick: the same
+        # process always gives the same value to well under 0.1 s.
+        return started is None or abs(proc.create_time() - float(started)) < 0.1
+    except psutil.AccessDenied:
         return True
-    return True
+    except (psutil.Error, ValueError, OverflowError):
+        return False
 
 
 @dataclass
@@ -185,12 +238,24 @@ class RunInfo:
 
     @property
     def state(self) -> str:
-        """The run's state; a 'running' run whose process is gone counts as failed."""
+        """The run's state; a 'running' or 'queued' run whose process is gone counts as failed."""
         state = self.status.get("state", "queued")
-        if state in ("running", "queued") and "pid" in self.status:
-            if not pid_alive(self.status.get("pid")):
+        if state in ("running", "queued"):
+            owners = [self.status]
+            if state == "queued":  # the launcher stands in until the process it started writes
+                owners.append(read_json(self.path / PROCESS_FILE, {}) or {})
+            owners = [o for o in owners if o.get("pid")]
+            if owners and not any(pid_alive(o["pid"], o.get("pid_started")) for o in owners):
                 return "failed"
         return state
+
+    @property
+    def error(self) -> str | None:
+        """Why the run failed, in the user's terms (None unless it failed)."""
+        if self.state != "failed":
+            return None
+        return self.status.get("error") or (
+            "its training process is gone (killed or crashed without a word): see its log")
 
     @property
     def history(self) -> list[dict[str, float]]:

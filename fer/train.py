@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from fer import runs
+from fer.atomic import atomic_write, clean_temporaries
 from fer.config import TrainConfig
 from fer.data import CLASSES, Dataset, Split, load_fer2013, stratified_split
 from fer.model import build_model
@@ -35,9 +36,7 @@ class StopRequested(Exception):
 
 
 def _atomic_save(model: keras.Model, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")  # Keras wants a .keras suffix
-    model.save(tmp)
-    os.replace(tmp, path)
+    atomic_write(path, model.save, suffix=".keras")  # Keras wants a .keras suffix
 
 
 def _class_weights(config: TrainConfig, labels: np.ndarray) -> dict[int, float] | None:
@@ -129,14 +128,16 @@ class RunRecorder(keras.callbacks.Callback):
         row = {"epoch": epoch + 1, "learning_rate": lr, "seconds": time.time() - self._t0}
         row |= {k: float(logs[k]) for k in runs.HISTORY_FIELDS if k in logs}
         self.rows.append(row)
-        # Checkpoint before history: a reader (pack, resume) that sees epoch N in history.csv
-        # always finds last.keras at epoch N or later, never older.
+        # last.keras, then best.keras, then history.csv: a kill between any two leaves a
+        # history that the checkpoints cover (a reader that sees epoch N in history.csv finds
+        # last.keras at epoch N or later, and best.keras at the best epoch it lists); a resume
+        # redoes an epoch the history does not list.
         _atomic_save(self.model, self.run_dir / "last.keras")
-        runs.write_history(self.run_dir / "history.csv", self.rows)
         val = row.get("val_accuracy", -1.0)
         if val > self.best:
             self.best = val
             _atomic_save(self.model, self.run_dir / "best.keras")
+        runs.write_history(self.run_dir / "history.csv", self.rows)
         mean_s = float(np.mean([r["seconds"] for r in self.rows[-5:]]))
         eta = mean_s * (self.config.epochs - epoch - 1)
         runs.write_status(self.run_dir, "running", epoch=epoch + 1, epochs=self.config.epochs,
@@ -147,6 +148,42 @@ class RunRecorder(keras.callbacks.Callback):
             row.get("accuracy", float("nan")), row.get("val_loss", float("nan")), val, lr,
             row["seconds"], eta // 60,
         )
+
+
+class BatchProgress(keras.callbacks.Callback):
+    """A progress bar per epoch (batches done, loss, accuracy, time left), for a terminal; the
+    log keeps one line per epoch."""
+
+    def __init__(self, steps: int, epochs: int, stream):
+        super().__init__()
+        self.steps, self.epochs, self.stream = steps, epochs, stream
+        self.bar = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}", unit="batch",
+                        file=self.stream, leave=False, dynamic_ncols=True)
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        self.bar.set_postfix({k: f"{float(logs[k]):.4f}" for k in ("loss", "accuracy")
+                              if k in logs}, refresh=False)
+        self.bar.update(1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.bar is not None:
+            self.bar.close()  # before RunRecorder prints the epoch's line
+            self.bar = None
+
+    def on_train_end(self, logs=None):
+        self.on_epoch_end(None)
+
+
+def _progress_stream():
+    """Where the batch progress bar goes: the terminal, or nowhere (a log file, the Train page's
+    background process) so logs stay one line per epoch."""
+    return sys.stdout if sys.stdout.isatty() else None
 
 
 def _setup_logging(run_dir: Path) -> logging.Handler:
@@ -189,8 +226,10 @@ def train(
     if not resume:
         runs.write_config(run_dir, config)
     (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
-    runs.write_status(run_dir, "running", pid=os.getpid(), epoch=len(history),
-                      epochs=config.epochs, started=time.time(), error=None,
+    for leftover in clean_temporaries(run_dir):  # of a trainer killed mid-write
+        log.info("removed %s, left by an interrupted write", leftover.name)
+    runs.write_status(run_dir, "running", **runs.process_identity(), epoch=len(history),
+                      epochs=config.epochs, started=time.time(), error=None, finished=None,
                       host=platform.node(), cpu=runs.cpu_name(), cores=os.cpu_count())
     recorder = RunRecorder(run_dir, config, history)
     previous = {}
@@ -305,7 +344,8 @@ def _fit(config, run_dir, recorder, history, resume, dataset) -> None:
             if config.init_from:
                 _load_init_weights(model, config)
             compile_model(model, config, steps)
-    callbacks = [recorder]
+    stream = _progress_stream()
+    callbacks = ([BatchProgress(steps, config.epochs, stream)] if stream else []) + [recorder]
     if config.patience:
         # Stops on a stalled val accuracy; on resume its counter starts again from zero.
         callbacks.append(keras.callbacks.EarlyStopping(
@@ -322,7 +362,7 @@ def _fit(config, run_dir, recorder, history, resume, dataset) -> None:
             initial_epoch=initial_epoch,  # resumes the epoch count and the schedule's position
             class_weight=_class_weights(config, train_split.labels),
             callbacks=callbacks,
-            verbose=0,  # RunRecorder logs one line per epoch instead of a progress bar
+            verbose=0,  # RunRecorder logs one line per epoch; BatchProgress draws the bar
         )
     if recorder.stop_requested:
         return

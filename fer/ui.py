@@ -171,3 +171,24 @@ def short_path(path: str) -> str:
         return str(Path(path).resolve().relative_to(MODELS_DIR.parent))
     except ValueError:
         return path
+
+
+def literal(text: str) -> str:
+    """``text`` escaped so Markdown shows it as written: folder names like ``my_data`` or
+    patterns like ``train/*/`` keep their ``_`` and ``*`` (and ``$`` opens no formula)."""
+    import re
+
+    return re.sub(r"([\\`*_\[\]{}<>#+!|~$])", r"\\\1", str(text))
+
+
+def number_step(default: float, maximum: float) -> float:
+    """A step for a float field: one unit of the default's leading digit, a tenth of it when
+    that digit is 1 (0.002 -> 0.001, 0.1 -> 0.01, 1.0 -> 0.1), a twentieth of the maximum for
+    a zero default; so one click moves the value by a sensible fraction of it."""
+    import math
+
+    if default <= 0:
+        return maximum / 20
+    exponent = math.floor(math.log10(default))
+    leading = round(default / 10**exponent)
+    return float(f"{10 ** (exponent - (leading == 1)):.0e}")

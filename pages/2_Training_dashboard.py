@@ -77,7 +77,7 @@ left, right = st.columns(2)
 left.plotly_chart(confusion_matrix(metrics["confusion_matrix"], normalize), width="stretch",
                   key="cm")
 right.plotly_chart(per_class_bars(metrics["per_class"]), width="stretch", key="per_class")
-st.caption(f"{metrics['n']} test images (FER2013 PublicTest). Figures come from the run's "
+st.caption(f"{runs.test_set_label(metrics)}. Figures come from the run's "
            "metrics file, written by the evaluation at the end of training.")
 
 if metrics.get("reliability"):

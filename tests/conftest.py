@@ -70,6 +70,9 @@ def _isolate(tmp_path_factory, monkeypatch):
     runs_dir = tmp_path_factory.mktemp("runs")
     monkeypatch.setattr(runs, "RUNS_DIR", runs_dir)
     monkeypatch.setenv("FER_RUNS_DIR", str(runs_dir))  # for subprocesses the tests start
+    # The deployment switches of the developer's shell must not change what the tests see.
+    for name in ("FER_ALLOW_TRAINING", "FER_READ_ONLY", "FER_DATA_DIR"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(scope="session")

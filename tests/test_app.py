@@ -7,6 +7,7 @@ from pathlib import Path
 from unittest import mock
 
 import numpy as np
+import pytest
 from conftest import ASTRONAUT
 from PIL import Image
 from streamlit.testing.v1 import AppTest
@@ -56,6 +57,23 @@ def test_home_sample_group_and_heatmaps():
     _no_crash(at)
     assert _markdown(at).count("Face #") == 4
     assert len(at.get("plotly_chart")) == 4
+    # One heatmap per face (AppTest stores no pixels: test_gradcam_overlay_colours_the_face
+    # checks what the overlay looks like).
+    heatmaps = [img for e in at.get("image") for img in e.proto.imgs if img.caption == "Grad-CAM"]
+    assert len(heatmaps) == 4
+
+
+def test_gradcam_overlay_colours_the_face():
+    from fer.render import gradcam_overlay
+
+    crop = np.full((48, 48), 128, np.uint8)  # a plain grey face
+    heat = np.zeros((48, 48))
+    heat[:, :24] = 1.0  # the left half matters, the right half not at all
+    overlay = np.asarray(gradcam_overlay(crop, heat)).astype(int)  # 192x192 RGB
+    hot, cold = overlay[:, 10:80].reshape(-1, 3), overlay[:, 112:182].reshape(-1, 3)
+    # Jet colours: 1 is red, 0 is blue; blended at 45% over grey 128 both differ from it.
+    assert (hot[:, 0] > hot[:, 2] + 60).all() and (cold[:, 2] > cold[:, 0] + 60).all()
+    assert np.abs(overlay - 128).max(-1).min() > 20  # no pixel left as the plain grey face
 
 
 def test_home_bad_upload_is_a_friendly_error():
@@ -156,9 +174,17 @@ def _wait_for(predicate, timeout=180):
     raise AssertionError("timed out")
 
 
+def _allow_training(monkeypatch, data_dir: Path | None = None) -> None:
+    # AppTest sends no Host header: the page treats it like a public deployment unless the
+    # owner's switch is on. FER_DATA_DIR lets it read the fixtures' temporary folders.
+    monkeypatch.setenv("FER_ALLOW_TRAINING", "1")
+    if data_dir is not None:
+        monkeypatch.setenv("FER_DATA_DIR", str(data_dir))
+
+
 def _start_from_page(at, data: Path, epochs: int, init_from: str = "", teacher: str = ""):
     at.text_input(key="data_path").set_value(str(data)).run()
-    assert "Found" in at.success[0].value
+    assert any("Found" in s.value for s in at.success)
     for field, weights in (("init_from", init_from), ("teacher", teacher)):
         select = at.selectbox(key=f"cfg_vgg_gap_{field}")
         assert select.value == ""  # from scratch, no teacher, unless chosen
@@ -172,11 +198,12 @@ def _start_from_page(at, data: Path, epochs: int, init_from: str = "", teacher: 
     _no_crash(at)
 
 
-def test_train_page_launches_a_run_that_finishes(fer_folder):
+def test_train_page_launches_a_run_that_finishes(fer_folder, monkeypatch):
+    _allow_training(monkeypatch, fer_folder.parent)
     at = AppTest.from_file(TRAIN, default_timeout=60).run()
     _no_crash(at)
     _start_from_page(at, fer_folder, epochs=1)
-    assert "Started" in at.success[-1].value
+    assert "Started" in at.success[0].value
     run = _wait_for(lambda: next((r for r in runs.list_runs() if r.state == "finished"), None))
     assert (run.path / "metrics.json").exists() and (run.path / "best.keras").exists()
     at.run()
@@ -193,7 +220,8 @@ def test_train_page_launches_a_run_that_finishes(fer_folder):
     assert "ten-crop accuracy" in child.log_tail(200)
 
 
-def test_train_page_stop_and_one_run_at_a_time(fer_folder):
+def test_train_page_stop_and_one_run_at_a_time(fer_folder, monkeypatch):
+    _allow_training(monkeypatch, fer_folder.parent)
     at = AppTest.from_file(TRAIN, default_timeout=60).run()
     _start_from_page(at, fer_folder, epochs=200)
     run = _wait_for(lambda: next((r for r in runs.list_runs() if r.state == "running"), None))
@@ -225,3 +253,186 @@ def test_train_page_read_only(monkeypatch):
     _no_crash(at)
     assert "turned off" in at.info[-1].value
     assert not at.get("form")
+    monkeypatch.setenv("FER_ALLOW_TRAINING", "1")  # read-only wins over the owner's switch
+    at = AppTest.from_file(TRAIN, default_timeout=60).run()
+    assert "turned off" in at.info[-1].value and not at.get("form")
+
+
+def test_train_page_is_off_for_a_request_that_is_not_local():
+    # AppTest's request has no Host header, like one whose host is unknown: training stays off
+    # and the page says why and how to turn it on.
+    at = AppTest.from_file(TRAIN, default_timeout=60).run()
+    _no_crash(at)
+    message = at.info[-1].value
+    assert "Training is off" in message and "FER_ALLOW_TRAINING=1" in message
+    assert "streamlit run app.py" in message
+    assert not at.get("form") and not at.get("file_uploader")
+
+
+def test_training_permission_by_host():
+    from fer.launch import training_permission
+
+    def allowed(host, ip=None, forwarded=False, allow="", read_only=""):
+        return training_permission(host, ip, forwarded=forwarded, allow=allow,
+                                   read_only=read_only).allowed
+
+    for local in ("localhost:8501", "127.0.0.1:8501", "[::1]:8501", "http://localhost:8501/Train"):
+        assert allowed(local), local
+    for public in ("fer.streamlit.app", "localhost.example.com", "10.0.0.5:8501", None, ""):
+        assert not allowed(public), public
+    assert not allowed("localhost:8501", ip="203.0.113.9")  # a visitor's own address
+    assert not allowed("localhost:8501", forwarded=True)  # a proxy here forwarding a visitor
+    assert allowed("fer.streamlit.app", allow="1")
+    assert not allowed("localhost:8501", allow="1", read_only="1")
+
+
+def test_train_page_reads_no_folder_outside_the_project(tmp_path, monkeypatch):
+    _allow_training(monkeypatch)  # no FER_DATA_DIR: only the project and its uploads
+    secret = tmp_path / "private_stuff"
+    (secret / "tax_returns").mkdir(parents=True)
+    (secret / "tax_returns" / "2025.pdf").write_bytes(b"%PDF")
+    at = AppTest.from_file(TRAIN, default_timeout=60).run()
+    at.text_input(key="data_path").set_value(str(secret)).run()
+    _no_crash(at)
+    (error,) = at.error
+    assert "project folder" in error.value and "FER\\_DATA\\_DIR" in error.value
+    assert "tax" not in error.value
+    monkeypatch.setenv("FER_DATA_DIR", str(tmp_path))  # the owner lists the folder: now read
+    at.run()
+    assert "tax\\_returns" in at.error[0].value
+
+
+def _rendered_text(markdown: str) -> str:
+    """What a Markdown renderer shows for ``markdown`` (CommonMark, as Streamlit's)."""
+    import html
+    import re
+
+    from markdown_it import MarkdownIt
+
+    return html.unescape(re.sub(r"<[^>]+>", "", MarkdownIt().render(markdown))).strip()
+
+
+def test_a_rejected_upload_is_deleted_and_its_message_is_literal(tmp_path, monkeypatch):
+    import zipfile
+
+    _allow_training(monkeypatch)
+    bad = io.BytesIO()
+    with zipfile.ZipFile(bad, "w") as zf:  # not the Kaggle layout
+        zf.writestr("_raw_/faces*2024*/img_1.png", b"x")
+    at = AppTest.from_file(TRAIN, default_timeout=60).run()
+    at.segmented_control(key="data_source").set_value("Upload the Kaggle zip").run()
+    at.get("file_uploader")[0].set_value(("my_faces.zip", bad.getvalue(), "application/zip"))
+    at.run()
+    _no_crash(at)
+    (error,) = at.error
+    shown = _rendered_text(error.value)
+    assert "my_faces.zip" in shown and "_raw_" in shown and "train/<class>/" in shown
+    assert str(runs.RUNS_DIR) not in shown and "uploads" not in shown
+    assert not list((runs.RUNS_DIR / "uploads").glob("*"))  # nothing kept
+    assert not at.success
+
+
+def test_a_training_process_that_cannot_start_shows_as_failed(fer_folder, monkeypatch):
+    from fer import launch
+
+    def no_memory(*args, **kwargs):
+        raise OSError(12, "Cannot allocate memory")
+
+    _allow_training(monkeypatch, fer_folder.parent)
+    monkeypatch.setattr(launch.subprocess, "Popen", no_memory)
+    at = AppTest.from_file(TRAIN, default_timeout=60).run()
+    _start_from_page(at, fer_folder, epochs=1)
+    (run,) = runs.list_runs()
+    assert run.state == "failed"
+    assert "could not start" in at.error[0].value and "Cannot allocate memory" in at.error[0].value
+    assert any(f"{run.run_id}**: failed (the training process could not start" in c.value
+               for c in at.caption)
+    assert not at.get("progress")  # not shown as queued
+
+
+class _SleepingChild:
+    """A Popen stand-in that looks like a live child (this process) and never exits."""
+
+    def __init__(self, *args, **kwargs):
+        import os
+
+        self.pid = os.getpid()
+
+    def wait(self):
+        import threading
+
+        threading.Event().wait()
+
+
+def test_after_start_the_panel_shows_the_new_run_at_once(fer_folder, monkeypatch):
+    from fer import launch
+
+    _allow_training(monkeypatch, fer_folder.parent)
+    _fixture_run(runs.RUNS_DIR, "20260101-000000-vgg_gap", "finished")
+    monkeypatch.setattr(launch.subprocess, "Popen", _SleepingChild)
+    at = AppTest.from_file(TRAIN, default_timeout=60).run()
+    _start_from_page(at, fer_folder, epochs=15)
+    new = next(r for r in runs.list_runs() if r.run_id != "20260101-000000-vgg_gap")
+    # The same script run that started it shows it, not the previous run.
+    (progress,) = at.get("progress")
+    assert new.run_id in progress.proto.text and "queued" in progress.proto.text
+    assert "Started" in at.success[0].value and new.run_id in at.success[0].value
+    # A second start is refused while it is queued; the refusal disappears with that run.
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert "still queued" in at.error[0].value
+    runs.write_status(new.path, "stopped")
+    at.run()
+    assert not at.error and not at.success[0].value.startswith("Started")
+
+
+def test_time_left_reads_in_seconds_minutes_and_hours():
+    status = {"state": "running"}
+    assert runs.time_left({**status, "eta_seconds": 15 * 2.0}) == "about 30 s left"
+    assert runs.time_left({**status, "eta_seconds": 15 * 240.0}) == "about 60 min left"
+    assert runs.time_left({**status, "eta_seconds": 125 * 60.0}) == "about 2 h 05 min left"
+    assert runs.time_left({**status}) == "time left known after the first epoch"
+
+
+def test_learning_rate_steps_by_a_fraction_of_itself(monkeypatch):
+    _allow_training(monkeypatch)
+    at = AppTest.from_file(TRAIN, default_timeout=60).run()
+    lr = at.number_input(key="cfg_vgg_gap_learning_rate")
+    # The old step of 0.01 left "-" disabled (0.002 - 0.01 < min) and "+" jumped to 0.012.
+    assert lr.value == 0.002 and lr.step == pytest.approx(0.001)
+    assert lr.decrement().value == pytest.approx(0.001) and lr.value >= lr.min
+    assert lr.increment().increment().value == pytest.approx(0.003)
+    wd = at.number_input(key="cfg_vgg_gap_weight_decay")
+    assert wd.value == 0.05 and wd.step == pytest.approx(0.01)
+
+
+def test_the_dataset_zip_is_scanned_once_per_version(fer_zip, monkeypatch):
+    from fer import data
+
+    _allow_training(monkeypatch, fer_zip.parent)
+    calls = []
+    real = data.describe_source
+    monkeypatch.setattr(data, "describe_source", lambda p: (calls.append(p), real(p))[1])
+    import streamlit as st
+
+    st.cache_data.clear()
+    at = AppTest.from_file(TRAIN, default_timeout=60).run()
+    at.text_input(key="data_path").set_value(str(fer_zip)).run()
+    at.run()
+    at.number_input(key="cfg_vgg_gap_epochs").set_value(3).run()
+    assert any("Found" in s.value for s in at.success)
+    assert len(calls) == 1
+
+
+def test_primary_buttons_have_readable_text():
+    import tomllib
+
+    theme = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["theme"]
+
+    def luminance(hex_color):  # WCAG 2.x relative luminance
+        channels = [int(hex_color.lstrip("#")[i:i + 2], 16) / 255 for i in (0, 2, 4)]
+        lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    # Streamlit draws a primary button's label in white on the primary colour.
+    contrast = (1.0 + 0.05) / (luminance(theme["primaryColor"]) + 0.05)
+    assert contrast >= 4.5, contrast
