@@ -211,6 +211,9 @@ def export_run(
     model.save(tmp)
     os.replace(tmp, output)
     runs.atomic_write_json(output.with_suffix(".json"), meta)
+    from fer.tflite import convert
+
+    convert(output)  # the .tflite the app serves, recorded in the .json
     if pack:
         pack_run(run_dir, output.with_name(output.stem + ".ckpt.zip"))
     return output
