@@ -1,53 +1,28 @@
-"""Home: upload photos (or pick a sample) and see every face boxed with its emotion bars."""
+"""The app's entry point (`streamlit run app.py`): page navigation with real titles and icons."""
 
-import streamlit as st
+from pathlib import Path
 
-from fer import ui
-from fer.predict import ImageError
-from fer.samples import sample_images
+from fer.srtp import preload_pylibsrtp
+
+# Before any page can import TensorFlow (heatmaps, training): the webcam stack's pylibsrtp is
+# loaded first and in a way that cannot crash next to TensorFlow (see fer/srtp.py).
+preload_pylibsrtp()
+
+import streamlit as st  # noqa: E402
+
+PAGES = Path(__file__).resolve().parent / "pages"
+# (file, title, icon); a page whose file is absent is left out of the menu.
+MENU = [
+    ("0_Home.py", "Photos", "😊"),
+    ("1_Webcam.py", "Webcam", "📷"),
+    ("4_Video.py", "Video", "🎞️"),
+    ("2_Training_dashboard.py", "Training dashboard", "📈"),
+    ("3_Train_a_model.py", "Train a model", "🏋️"),
+]
 
 st.set_page_config(page_title="Facial expression recognition", page_icon="😊", layout="wide")
-st.title("😊 Facial expression recognition")
-st.caption("A CNN trained from scratch on FER2013 reads seven expressions in every face of your "
-           "photo. Photos are processed in memory and never stored.")
-
-st.session_state.setdefault("source", "Upload photos")
-predictor = ui.sidebar_predictor()
-if predictor is None:
-    st.stop()
-
-source = st.segmented_control("Image source", ["Upload photos", "Sample photos"],
-                              key="source", label_visibility="collapsed")
-c1, c2 = st.columns(2)
-tta = c1.toggle("Test-time augmentation", key="tta",
-                help=f"Average each face's prediction over {predictor.tta_description}, as "
-                "the model's reported TTA accuracy does: slower, usually more accurate")
-explain = c2.toggle("Explain with heatmaps", key="explain",
-                    help="Grad-CAM: which parts of each face drove the prediction")
-
-images: list[tuple[str, bytes]] = []
-if source == "Sample photos":
-    samples = sample_images()
-    chosen = st.selectbox("Sample", list(samples), key="sample")
-    images = [(chosen, samples[chosen])]
-else:
-    uploads = st.file_uploader(
-        "Photos with faces", type=["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"],
-        accept_multiple_files=True, key="uploads", max_upload_size=50,
-        help="Phone photos, group photos, screenshots or face crops; up to 50 MB each")
-    images = [(f.name, f.getvalue()) for f in uploads or []]
-
-if not images:
-    st.info("Upload one or more photos with faces, or switch to **Sample photos**.")
-    ui.legend()
-    st.stop()
-
-for n, (name, data) in enumerate(images):
-    try:
-        with st.spinner(f"Reading {name}…"):
-            result = predictor.predict(data, tta=tta)
-    except ImageError as exc:
-        st.error(f"**{name}:** {exc}")
-        continue
-    ui.show_result(result, predictor, name, explain, key=f"img{n}")
-    st.divider()
+# URLs stay what the pages/ folder gave them (/Webcam, /Training_dashboard, ...).
+pages = [st.Page(PAGES / file, title=title, icon=icon, default=i == 0,
+                 url_path=None if i == 0 else file.split("_", 1)[1].removesuffix(".py"))
+         for i, (file, title, icon) in enumerate(MENU) if (PAGES / file).exists()]
+st.navigation(pages).run()

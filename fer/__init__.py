@@ -1,16 +1,9 @@
 """Facial expression recognition on FER2013: data, models, training, evaluation, prediction.
 
 Submodules are imported on demand so that light callers (the CLI's --help, the dashboard's run
-listing) do not pay for importing TensorFlow.
+listing, photo prediction through LiteRT) do not pay for importing TensorFlow. Nothing here loads
+the webcam stack: :func:`fer.srtp.preload_pylibsrtp` does, where it is used.
 """
-
-try:
-    # pylibsrtp (streamlit-webrtc -> aiortc) segfaults when it is loaded after TensorFlow
-    # (measured: `import tensorflow; import pylibsrtp` crashes, the reverse order works), so it
-    # is loaded first, before any fer module can import TensorFlow.
-    import pylibsrtp  # noqa: F401
-except ImportError:  # streamlit-webrtc not installed: nothing to protect
-    pass
 
 from fer.data import CLASSES
 

@@ -166,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         pass
     else:
         add_predict_parser(sub)
+    from fer.tflite import add_convert_parser
+
+    add_convert_parser(sub)
 
     args = parser.parse_args(argv)
     try:

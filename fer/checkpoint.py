@@ -285,6 +285,9 @@ def export_run(
     output.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(output, model.save, suffix=".keras")
     runs.atomic_write_json(output.with_suffix(".json"), meta)
+    from fer.tflite import convert
+
+    convert(output)  # the .tflite the app serves, recorded in the .json
     if pack:
         if Path(run_dir).suffix == ".keras":
             raise ValueError("--checkpoint packs a run directory, not a shipped model")

@@ -29,26 +29,69 @@ def _font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def draw_faces(image: Image.Image, faces, numbered: bool = True) -> Image.Image:
+def draw_faces(image: Image.Image, faces, numbered: bool = True,
+               scale: float = 1.0) -> Image.Image:
     """Returns a copy of ``image`` with each face boxed in its emotion's colour and labelled
-    ``#n label 87%``; line width and text size follow the image size."""
+    ``#n label 87%``; line width and text size follow the image size.
+
+    Args:
+        image: the picture to draw on.
+        faces: :class:`fer.predict.Face` objects.
+        numbered: prefix each label with the face's number.
+        scale: ``image`` pixels per box pixel (boxes are in the original photo's pixels; the
+            image may be a reduced or enlarged copy).
+
+    A label goes above its box, else below it, else inside its top edge, and is shifted left
+    to stay inside the image: it is never cut off.
+    """
     out = image.convert("RGB").copy()
     draw = ImageDraw.Draw(out)
     base = max(out.size)
     width = max(2, base // 300)
     for i, face in enumerate(faces, 1):
-        x, y, w, h = face.box
+        x, y, w, h = (round(v * scale) for v in face.box)
         color = EMOTION_COLORS[face.label]
         draw.rectangle([x, y, x + w, y + h], outline=color, width=width)
         text = f"{f'#{i} ' if numbered else ''}{face.label} {face.confidence:.0%}"
-        font = _font(max(12, min(base // 40, max(12, w // 4))))
+        font = _font(max(14, min(base // 40, w // 4)))
         l, t, r, b = draw.textbbox((0, 0), text, font=font)
         pad = max(2, width)
-        ty = y - (b - t) - 2 * pad if y - (b - t) - 2 * pad >= 0 else y + h
-        draw.rectangle([x, ty, x + (r - l) + 2 * pad, ty + (b - t) + 2 * pad], fill=color)
-        draw.text((x + pad - l, ty + pad - t), text, fill="black" if face.label in (
+        tw, th = (r - l) + 2 * pad, (b - t) + 2 * pad
+        if y - th >= 0:
+            ty = y - th  # above the box
+        elif y + h + th <= out.height:
+            ty = y + h  # below it
+        else:
+            ty = min(max(0, y), out.height - th)  # inside its top edge
+        tx = max(0, min(x, out.width - tw))
+        draw.rectangle([tx, ty, tx + tw, ty + th], fill=color)
+        draw.text((tx + pad - l, ty + pad - t), text, fill="black" if face.label in (
             "happy", "surprise") else "white", font=font)
     return out
+
+
+MIN_DRAW_SIDE = 320  # smaller pictures are enlarged for drawing, so a label fits inside
+
+
+def annotate(result) -> tuple[Image.Image, str | None]:
+    """The annotated picture of a :class:`fer.predict.Result` and, when its size differs from
+    the user's photo, a note saying so.
+
+    Photos larger than the working copy are drawn on the working copy (reduced); small ones
+    (a 48x48 crop) are enlarged by a whole factor with crisp pixels so the labels fit.
+    """
+    image, scale = result.image, result.scale
+    ow, oh = result.original_size
+    note = None
+    if max(image.size) < MIN_DRAW_SIDE:
+        factor = -(-MIN_DRAW_SIDE // max(image.size))
+        image = image.resize((image.width * factor, image.height * factor),
+                             Image.Resampling.NEAREST)
+        scale = scale * factor
+        note = f"enlarged {factor}x from {ow}x{oh} so the labels fit"
+    elif result.reduced:
+        note = f"reduced to {image.width}x{image.height} from the original {ow}x{oh}"
+    return draw_faces(image, result.faces, scale=scale), note
 
 
 def _jet(values: np.ndarray) -> np.ndarray:

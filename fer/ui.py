@@ -13,20 +13,61 @@ import streamlit as st
 
 from fer import runs
 from fer.data import CLASSES
-from fer.predict import DEFAULT_MODEL, MODELS_DIR, ModelError, Predictor, Result, read_model_meta
-from fer.render import EMOJI, EMOTION_COLORS, draw_faces, gradcam_overlay, probabilities_table
+from fer.images import Decoded, decode_image
+from fer.predict import (
+    DEFAULT_MODEL,
+    MODELS_DIR,
+    FaceSearch,
+    ModelError,
+    Predictor,
+    Result,
+    read_model_meta,
+)
+from fer.render import EMOJI, EMOTION_COLORS, annotate, gradcam_overlay, probabilities_table
 
 HOW_IT_WORKS = (
-    "**How it works:** BlazeFace finds each face → a square crop is turned grayscale and "
-    "resized to 48×48 like FER2013 → a CNN trained from scratch on FER2013 gives the "
-    "probabilities of 7 expressions."
+    "**How it works:** BlazeFace finds each face (on overlapping tiles too in large photos, and "
+    "on a padded copy when a face fills the frame) → each face becomes a square grayscale "
+    "48×48 crop, like FER2013 → a light blur matches the softness of the training images → a "
+    "CNN trained from scratch on FER2013 scores 7 expressions → a temperature calibrates the "
+    "scores into probabilities. The network runs as a TensorFlow Lite file (LiteRT)."
 )
 
 
-@st.cache_resource(show_spinner="Loading the model…")
+@st.cache_resource(show_spinner="Loading the model…", max_entries=3)
 def get_predictor(model_path: str) -> Predictor:
     """One predictor per model file, shared by every session and the webcam thread."""
     return Predictor(model_path)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def locate_faces(_predictor: Predictor, data: bytes, detect: bool) -> tuple[Decoded, FaceSearch]:
+    """Decodes an image and finds its faces once; toggles that only change the classification
+    (TTA, the model) reuse it. The detector is the same for every model, hence ``_predictor``
+    is not part of the key."""
+    decoded = decode_image(data)
+    return decoded, _predictor.locate(decoded.image, detect=detect)
+
+
+def analyse(predictor: Predictor, data: bytes, detect: bool = True, tta: bool = False) -> Result:
+    """:meth:`Predictor.predict` with the decoding and detection cached per image."""
+    decoded, search = locate_faces(predictor, data, detect)
+    return predictor.classify_search(decoded.image, search, tta, decoded.scale,
+                                     decoded.original_size, decoded.notes)
+
+
+def remember(key: str, default) -> None:
+    """Restores a widget's value after a visit to another page: Streamlit drops the state of
+    widgets a page did not render, so a copy lives under a non-widget key (see :func:`keep`).
+    Call before creating the widget, and pass ``on_change=ui.keep, args=(key,)`` to it."""
+    if key not in st.session_state:
+        st.session_state[key] = st.session_state.get(f"_kept_{key}", default)
+    st.session_state[f"_kept_{key}"] = st.session_state[key]
+
+
+def keep(key: str) -> None:
+    """``on_change`` callback of a remembered widget: copies its new value aside."""
+    st.session_state[f"_kept_{key}"] = st.session_state.get(key)
 
 
 def model_choices() -> dict[str, Path]:
@@ -56,8 +97,13 @@ def sidebar_predictor() -> Predictor | None:
             st.error(f"No model found in `{MODELS_DIR.name}/`. Train one on the *Train* page or "
                      "restore the shipped `models/fer_vgg.keras`.")
             return None
-        default = next((i for i, p in enumerate(choices.values()) if p == DEFAULT_MODEL), 0)
-        label = st.selectbox("Model", list(choices), index=default, key="model_choice",
+        default = next((k for k, p in choices.items() if p == DEFAULT_MODEL), next(iter(choices)))
+        if st.session_state.get("_kept_model_choice") not in choices:
+            st.session_state.pop("_kept_model_choice", None)
+            st.session_state.pop("model_choice", None)
+        remember("model_choice", default)
+        label = st.selectbox("Model", list(choices), key="model_choice", on_change=keep,
+                             args=("model_choice",),
                              help="The shipped model, or any finished training run")
         try:
             predictor = get_predictor(str(choices[label]))
@@ -79,14 +125,20 @@ def show_result(result: Result, predictor: Predictor, name: str, explain: bool, 
     """The result view: annotated photo, one bar chart per face, heatmaps, downloads."""
     from fer.charts import probability_bars
 
+    for note in result.notes:
+        st.caption(f"ℹ️ {note}")
+    annotated, size_note = annotate(result)
+    # Never stretch a small picture past twice its drawn size (a 10x10 image is not a poster).
+    width = "stretch" if annotated.width >= 700 else annotated.width
     if not result.faces:
         st.warning(f"**{name}:** {result.reason}")
-        st.image(result.image, caption=name, width="stretch")
+        st.image(annotated, caption=name, width=width)
         return
-    annotated = draw_faces(result.image, result.faces)
+    w, h = result.original_size
     left, right = st.columns([3, 2], gap="large")
     with left:
-        st.image(annotated, caption=f"{name} · {len(result.faces)} face(s)", width="stretch")
+        st.image(annotated, caption=f"{name} · {w}×{h} · {len(result.faces)} face(s)",
+                 width=width)
     with right:
         for i, face in enumerate(result.faces, 1):
             color = EMOTION_COLORS[face.label]
@@ -97,8 +149,10 @@ def show_result(result: Result, predictor: Predictor, name: str, explain: bool, 
             if explain:
                 with cols[0]:
                     heat = predictor.gradcam(face.crop)
-                    st.image(gradcam_overlay(face.crop, heat), caption="Grad-CAM",
-                             width="stretch")
+                    # A fixed small width: on a phone the columns stack, and a full-width
+                    # heatmap per face made a 4-face result thousands of pixels tall.
+                    st.image(gradcam_overlay(face.crop, heat, size=144), caption="Grad-CAM",
+                             width=144)
             with cols[1]:
                 st.plotly_chart(probability_bars(face.probs, height=230), width="stretch",
                                 key=f"{key}-bars-{i}", config={"displayModeBar": False})
@@ -108,10 +162,13 @@ def show_result(result: Result, predictor: Predictor, name: str, explain: bool, 
     d1, d2, d3 = st.columns(3)
     stem = Path(name).stem
     d1.download_button("Annotated image (PNG)", png.getvalue(), f"{stem}-annotated.png",
-                       "image/png", key=f"{key}-png")
+                       "image/png", key=f"{key}-png",
+                       help=f"The annotated image is {size_note}; boxes in the CSV and JSON are in "
+                       "the original's pixels" if size_note else "At the photo's own size")
     d2.download_button("Results (CSV)", _csv(rows), f"{stem}-emotions.csv", "text/csv",
                        key=f"{key}-csv")
-    payload = {"image": name, "faces": [f.to_dict() for f in result.faces]}
+    payload = {"image": name, **result.to_dict(),
+               "annotated_image": {"width": annotated.width, "height": annotated.height}}
     d3.download_button("Results (JSON)", json.dumps(payload, indent=2), f"{stem}-emotions.json",
                        "application/json", key=f"{key}-json")
 

@@ -2,35 +2,42 @@
 
 import queue
 
-import av
-import streamlit as st
-from streamlit_webrtc import WebRtcMode, webrtc_streamer
+from fer.srtp import preload_pylibsrtp
 
-from fer import ui
-from fer.live import LiveProcessor
-from fer.predict import ImageError
-from fer.render import EMOJI, bars_html
+preload_pylibsrtp()  # before streamlit_webrtc, in case TensorFlow is already loaded
+
+import av  # noqa: E402
+import streamlit as st  # noqa: E402
+from streamlit_webrtc import WebRtcMode, webrtc_streamer  # noqa: E402
+
+from fer import ui  # noqa: E402
+from fer.live import LiveProcessor  # noqa: E402
+from fer.predict import ImageError  # noqa: E402
+from fer.render import EMOJI, bars_html  # noqa: E402
 
 st.set_page_config(page_title="Webcam · FER", page_icon="📷", layout="wide")
 st.title("📷 Webcam")
 
-st.session_state.setdefault("webcam_mode", "Snapshot")
+ui.remember("webcam_mode", "Snapshot")
 predictor = ui.sidebar_predictor()
 if predictor is None:
     st.stop()
 
 mode = st.segmented_control("Mode", ["Snapshot", "Live video"], key="webcam_mode",
+                            on_change=ui.keep, args=("webcam_mode",),
                             label_visibility="collapsed")
 
 if mode == "Snapshot":
     st.caption("Works everywhere the browser may use the camera (HTTPS or localhost).")
-    explain = st.toggle("Explain with heatmaps", key="snapshot_explain")
+    ui.remember("snapshot_explain", False)
+    explain = st.toggle("Explain with heatmaps", key="snapshot_explain", on_change=ui.keep,
+                        args=("snapshot_explain",))
     shot = st.camera_input("Take a photo", key="snapshot")
     if shot is None:
         st.info("Allow camera access, then press **Take Photo**.")
         st.stop()
     try:
-        result = predictor.predict(shot.getvalue())
+        result = ui.analyse(predictor, shot.getvalue())
     except ImageError as exc:
         st.error(str(exc))
         st.stop()
@@ -39,7 +46,9 @@ if mode == "Snapshot":
 
 st.caption("Live video streams over WebRTC. On Streamlit Community Cloud this needs a TURN "
            "server (see the README); the Snapshot mode works without one.")
-smoothing = st.slider("Temporal smoothing", 0.0, 0.95, 0.6, 0.05, key="smoothing",
+ui.remember("smoothing", 0.6)
+smoothing = st.slider("Temporal smoothing", 0.0, 0.95, step=0.05, key="smoothing",
+                      on_change=ui.keep, args=("smoothing",),
                       help="Averages each face's probabilities over recent frames: higher is "
                       "steadier, lower reacts faster")
 if "live_processor" not in st.session_state:  # one per browser session, kept across reruns

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from fer import runs, ui
 
 ROOT = Path(__file__).resolve().parent.parent
-HOME = str(ROOT / "app.py")
+HOME = str(ROOT / "app.py")  # the router: its default page is pages/0_Home.py
 WEBCAM = str(ROOT / "pages" / "1_Webcam.py")
 DASHBOARD = str(ROOT / "pages" / "2_Training_dashboard.py")
 TRAIN = str(ROOT / "pages" / "3_Train_a_model.py")
@@ -120,6 +120,53 @@ def test_webcam_live_page_with_webrtc_patched():
         out = kwargs["video_frame_callback"](frame)
         assert out.width == 640 and out.height == 480
         assert not np.array_equal(out.to_ndarray(format="rgb24"), frame.to_ndarray(format="rgb24"))
+
+
+def test_home_face_crop_toggle_classifies_the_whole_picture():
+    buf = io.BytesIO()
+    Image.new("RGB", (400, 400), (128, 128, 128)).save(buf, format="PNG")
+    at = AppTest.from_file(HOME, default_timeout=60).run()
+    at.get("file_uploader")[0].set_value(("crop.png", buf.getvalue(), "image/png")).run()
+    assert "no face found" in at.warning[0].value
+    at.toggle(key="face_crop").set_value(True).run()
+    _no_crash(at)
+    assert not at.warning and "Face #1" in _markdown(at)
+
+
+def test_choices_survive_a_visit_to_another_page():
+    with mock.patch("streamlit_webrtc.webrtc_streamer") as streamer:
+        streamer.return_value.state.playing = False
+        at = AppTest.from_file(HOME, default_timeout=60).run()
+        at.segmented_control(key="source").set_value("Sample photos").run()
+        at.toggle(key="tta").set_value(True).run()
+        at.switch_page("pages/1_Webcam.py").run()
+        _no_crash(at)
+        at.segmented_control(key="webcam_mode").set_value("Live video").run()
+        at.switch_page("pages/0_Home.py").run()
+        _no_crash(at)
+        assert at.toggle(key="tta").value is True
+        assert at.segmented_control(key="source").value == "Sample photos"
+        at.switch_page("pages/1_Webcam.py").run()
+        assert at.segmented_control(key="webcam_mode").value == "Live video"
+
+
+def test_small_image_label_stays_inside_and_is_not_stretched():
+    from fer.predict import Predictor
+    from fer.render import annotate
+
+    face = Image.open(ASTRONAUT).convert("L").crop((170, 70, 280, 180)).resize((48, 48))
+    result = Predictor().predict(face, detect=False)
+    drawn, note = annotate(result)
+    assert drawn.size == (336, 336) and "enlarged 7x" in note  # ceil(320 / 48) = 7
+    from fer.render import EMOTION_COLORS
+
+    rgb = tuple(int(EMOTION_COLORS[result.faces[0].label][i : i + 2], 16) for i in (1, 3, 5))
+    band = (np.asarray(drawn) == rgb).all(axis=2)[8:-8, 8:-8].sum(axis=1) >= 50
+    # The label's filled band (>= 50 px wide in the label colour; the box outline along the
+    # edges excluded) lies inside the picture, at its top: the box fills the picture, so there
+    # is no room above or below it.
+    rows = np.where(band)[0] + 8
+    assert len(rows) >= 4 and rows.max() < 40
 
 
 def _fixture_run(root: Path, name: str, state: str, epochs: int = 3) -> Path:

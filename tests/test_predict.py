@@ -117,6 +117,70 @@ def test_not_an_image(predictor, tmp_path):
         predictor.predict(tmp_path / "missing.jpg")
 
 
+def test_messages_show_no_python_internals(tmp_path):
+    text = tmp_path / "notes.jpg"
+    text.write_text("this is a text file renamed .jpg")
+    for source in (text, text.read_bytes(), io.BytesIO(text.read_bytes())):
+        with pytest.raises(ImageError) as err:
+            load_image(source)
+        message = str(err.value)
+        assert "not an image" in message and "0x" not in message and "<" not in message
+        assert str(tmp_path) not in message
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    for source in (empty, b""):
+        with pytest.raises(ImageError, match="empty"):
+            load_image(source)
+
+
+def test_truncated_image_is_a_clear_error(astronaut):
+    data = astronaut.read_bytes()[:3000]
+    with pytest.raises(ImageError, match="damaged|cut short|could not be read") as err:
+        load_image(data)
+    assert "0x" not in str(err.value)
+
+
+@pytest.mark.parametrize("shape", [(0, 10), (10, 0), (0, 0, 3), (5, 0, 3)])
+def test_empty_arrays_are_refused_clearly(shape):
+    with pytest.raises(ImageError, match="empty"):
+        load_image(np.zeros(shape, np.uint8))
+
+
+def test_nan_arrays(predictor):
+    with pytest.raises(ImageError, match="NaN"):
+        load_image(np.full((64, 64), np.nan))
+    partly = np.random.default_rng(0).random((64, 64))
+    partly[:8] = np.nan
+    from fer.images import decode_image
+
+    decoded = decode_image(partly)
+    assert decoded.image.size == (64, 64) and any("NaN" in n for n in decoded.notes)
+    # Floats in 0..1 are scaled to 0..255 by hand: 0.5 -> 128.
+    assert decode_image(np.full((30, 30), 0.5)).image.getpixel((0, 0)) == (128, 128, 128)
+
+
+def test_corrupt_exif_keeps_the_photo(predictor, astronaut):
+    buf = io.BytesIO()
+    Image.open(astronaut).convert("RGB").save(buf, format="JPEG", quality=95)
+    data = buf.getvalue()
+    # An APP1 "Exif" segment whose TIFF header is garbage, right after the JPEG's SOI marker.
+    bad = b"Exif\x00\x00II*\x00\xff\xff\xff\x7f" + b"\x13" * 40
+    data = data[:2] + b"\xff\xe1" + (len(bad) + 2).to_bytes(2, "big") + bad + data[2:]
+    result = predictor.predict(data)
+    assert result.image.size == (512, 512) and len(result.faces) == 1
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "TIFF"])
+def test_multi_frame_files_use_the_first_frame(predictor, astronaut, fmt):
+    face = Image.open(astronaut).convert("RGB")
+    blanks = [Image.new("RGB", face.size, (v, v, v)) for v in (60, 190)]
+    buf = io.BytesIO()
+    face.save(buf, format=fmt, save_all=True, append_images=blanks)
+    result = predictor.predict(buf.getvalue())
+    assert len(result.faces) == 1 and result.faces[0].label == "happy"
+    assert any("3 frames" in n and "first frame" in n for n in result.notes), result.notes
+
+
 def test_decompression_bomb_is_refused(tmp_path):
     path = tmp_path / "bomb.png"
     Image.new("1", (12000, 12000)).save(path)  # 144 MP, a few KB on disk
@@ -124,11 +188,97 @@ def test_decompression_bomb_is_refused(tmp_path):
         load_image(path)
 
 
-def test_huge_photo_is_downscaled(predictor, astronaut):
+def test_huge_photo_boxes_are_in_the_original_pixels(predictor, astronaut):
     big = Image.open(astronaut).convert("RGB").resize((4000, 4000))
     result = predictor.predict(big)
     assert max(result.image.size) == 1920 and result.scale == pytest.approx(0.48)
+    assert result.original_size == (4000, 4000) and result.reduced
     assert len(result.faces) == 1
+    # The face region scaled by 4000/512 by hand: boxes are in the user's pixels.
+    region = tuple(v * 4000 / 512 for v in FACE_REGION)
+    assert _inside(result.faces[0].box, region)
+    assert result.faces[0].box[2] > 600  # ~105 px in the 512 px photo, ~820 in this one
+    payload = result.to_dict()
+    assert (payload["width"], payload["height"]) == (4000, 4000)
+
+
+def test_big_jpeg_is_decoded_small(tmp_path):
+    """A 48 MP JPEG is decoded at a reduced DCT scale: the process grows by far less than the
+    ~144 MB its full pixels would take."""
+    path = tmp_path / "big.jpg"
+    Image.new("RGB", (8000, 6000), (120, 90, 60)).save(path, quality=80)
+    code = (
+        "import resource\n"
+        "from fer.images import decode_image\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        f"d = decode_image({str(path)!r})\n"
+        "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print(d.image.size, d.original_size, (after - before) // 1024)")
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    grown_mb = int(res.stdout.split()[-1])
+    assert "(1920, 1440) (8000, 6000)" in res.stdout, res.stdout
+    assert grown_mb < 60, res.stdout
+
+
+def test_exif_rotated_big_jpeg_reports_the_upright_size(tmp_path):
+    im = Image.new("RGB", (4000, 3000), (120, 90, 60))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "rot.jpg"
+    im.save(path, exif=exif)
+    from fer.images import decode_image
+
+    d = decode_image(path)
+    assert d.original_size == (3000, 4000) and d.image.size == (1440, 1920)
+
+
+def test_tight_face_crop_is_found_on_a_padded_copy(predictor, astronaut):
+    """BlazeFace misses a face that fills the frame (checked below); the padded retry finds
+    it, with its box inside the crop."""
+    crop = Image.open(astronaut).convert("RGB").crop((180, 85, 270, 175)).resize((256, 256))
+    assert predictor.detector.detect(crop) == []
+    result = predictor.predict(crop)
+    assert len(result.faces) == 1 and result.notes == ()
+    x, y, w, h = result.faces[0].box
+    assert w > 150 and x >= 0 and y >= 0 and x + w <= 256 and y + h <= 256
+    assert result.faces[0].label == "happy"
+
+
+def test_small_face_sized_image_falls_back_to_the_whole_image(predictor):
+    from fer.predict import WHOLE_IMAGE_NOTE
+
+    blank = np.full((48, 48), 128, np.uint8)  # no detector will find a face here
+    result = predictor.predict(blank)
+    assert len(result.faces) == 1 and result.faces[0].box == (0, 0, 48, 48)
+    assert WHOLE_IMAGE_NOTE in result.notes
+    # A larger image without a face is still "no face found", not a guess.
+    assert predictor.predict(np.full((400, 400), 128, np.uint8)).faces == []
+
+
+def _tiled(astronaut, n):
+    tile = Image.open(astronaut).convert("RGB")
+    canvas = Image.new("RGB", (512 * n, 512 * n))
+    for i in range(n):
+        for j in range(n):
+            canvas.paste(tile, (512 * i, 512 * j))
+    return canvas
+
+
+@pytest.mark.parametrize("n", [4, 6])
+def test_group_photo_tiled_faces_are_found(predictor, astronaut, n):
+    """The astronaut tiled n x n (2048 and 3072 px): a single 192 px detector input found 0
+    of 16; tiles find at least 90%, each box on its own copy's face."""
+    result = predictor.predict(_tiled(astronaut, n))
+    hits = set()
+    for f in result.faces:
+        x, y, w, h = f.box
+        cx, cy = x + w / 2, y + h / 2
+        i, j = int(cx // 512), int(cy // 512)
+        assert _inside((cx - 512 * i - 1, cy - 512 * j - 1, 2, 2), FACE_REGION), f.box
+        hits.add((i, j))
+    assert len(result.faces) == len(hits)  # no face counted twice
+    assert len(hits) >= 0.9 * n * n
 
 
 def test_tta_and_gradcam(predictor, astronaut):
@@ -176,10 +326,10 @@ def test_draw_faces_marks_the_box(predictor, astronaut):
     assert np.array_equal(drawn[500, 500], original[500, 500])
 
 
-def test_eight_threads_match_sequential(predictor, astronaut, group):
+def test_sixteen_threads_match_sequential(predictor, astronaut, group):
     inputs = [astronaut, group[0]] * 8
     sequential = [predictor.predict(i) for i in inputs]
-    with ThreadPoolExecutor(8) as pool:
+    with ThreadPoolExecutor(16) as pool:
         parallel = list(pool.map(predictor.predict, inputs))
     for a, b in zip(sequential, parallel):
         assert [f.box for f in a.faces] == [f.box for f in b.faces]
@@ -218,7 +368,7 @@ def test_predict_cli_jsonl_contract(astronaut, tmp_path):
     (folder / "sub").mkdir(parents=True)
     Image.open(astronaut).save(folder / "sub" / "a.png")
     (folder / "broken.jpg").write_bytes(b"nope")
-    Image.new("RGB", (200, 200), "gray").save(folder / "blank.png")
+    Image.new("RGB", (400, 300), "gray").save(folder / "blank.png")
     archive = tmp_path / "pics.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         zf.write(astronaut, "inside/astro.png")
@@ -231,22 +381,58 @@ def test_predict_cli_jsonl_contract(astronaut, tmp_path):
     assert len(lines) == 5, res.stdout + res.stderr
     by_path = {r["path"].replace(str(tmp_path), ""): r for r in lines}
     for r in lines:
-        assert set(r) == {"path", "faces", "label", "error"}
-    astro = by_path["inside/astro.png"]
+        assert set(r) == {"path", "width", "height", "faces", "label", "reason", "notes",
+                          "error"}
+    astro = by_path["/pics.zip/inside/astro.png"]  # zip members as archive.zip/member
     assert astro["label"] == "happy" and astro["error"] is None
+    assert (astro["width"], astro["height"]) == (512, 512)
     face = astro["faces"][0]
     assert set(face) == {"box", "score", "probs", "label"} and list(face["probs"]) == list(CLASSES)
     assert by_path["/in/sub/a.png"]["label"] == "happy"
-    assert by_path["/in/blank.png"] == {"path": str(folder / "blank.png"), "faces": [],
-                                        "label": None, "error": None}
+    blank = by_path["/in/blank.png"]
+    assert blank["faces"] == [] and blank["error"] is None and "no face" in blank["reason"]
     assert "not an image" in by_path["/in/broken.jpg"]["error"]
     assert "no such file" in by_path["/missing.png"]["error"]
     assert res.returncode == 1  # some inputs failed
-    assert (annotate / "a.annotated.png").exists()
+    mirrored = annotate / str(folder).lstrip("/") / "sub" / "a.annotated.png"
+    assert mirrored.exists()
+
+
+def test_predict_cli_names_never_collide_and_errors_never_stop_it(astronaut, tmp_path,
+                                                                  monkeypatch, capsys):
+    import argparse
+
+    import fer.predict
+    from fer import cli_predict
+
+    for folder in ("one", "two"):
+        (tmp_path / folder).mkdir()
+        Image.open(astronaut).save(tmp_path / folder / "x.png")
+    (tmp_path / "boom.png").write_bytes(astronaut.read_bytes())
+    real = fer.predict.Predictor
+
+    class Flaky(real):
+        def predict(self, source, **kw):
+            if str(source).endswith("boom.png"):
+                raise RuntimeError("something unexpected")  # not an ImageError
+            return super().predict(source, **kw)
+
+    monkeypatch.setattr(fer.predict, "Predictor", Flaky)
+    out = tmp_path / "out"
+    args = argparse.Namespace(paths=[str(tmp_path / "boom.png"), str(tmp_path / "one"),
+                                     str(tmp_path / "two")], model=None, no_detect=False,
+                              tta=False, format="jsonl", annotate=str(out))
+    assert cli_predict.cmd_predict(args) == 1
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 3
+    assert "RuntimeError" in lines[0]["error"] and "0x" not in lines[0]["error"]
+    assert [r["label"] for r in lines[1:]] == ["happy", "happy"]
+    written = sorted(p.relative_to(out) for p in out.rglob("*.png"))
+    assert len(written) == 2 and written[0] != written[1]
 
 
 def test_predict_cli_table_and_csv(astronaut):
-    for fmt, needle in (("table", "happy"), ("csv", "path,face,x,y,w,h")):
+    for fmt, needle in (("table", "happy"), ("csv", "path,image_width,image_height,face,x,y,w,h")):
         res = subprocess.run([sys.executable, "-m", "fer", "predict", "--format", fmt,
                               str(astronaut)], cwd=ROOT, capture_output=True, text=True)
         assert res.returncode == 0 and needle in res.stdout, res.stderr
