@@ -1,4 +1,4 @@
-"""Command line: ``python -m fer {train,evaluate,export,predict} ...`` (``--help`` on each)."""
+"""Command line: ``python -m fer {train,evaluate,export,predict,video} ...`` (``--help``: each)."""
 
 from __future__ import annotations
 
@@ -160,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         pass
     else:
         add_predict_parser(sub)
+    from fer.cli_video import add_video_parser
+
+    add_video_parser(sub)
 
     args = parser.parse_args(argv)
     try:
