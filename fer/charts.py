@@ -1,4 +1,10 @@
-"""Plotly figures for the app: probability bars, training curves, confusion matrices."""
+"""Plotly figures for the app: probability bars, training curves, confusion matrices, emotion
+timelines.
+
+Every figure leaves room above its titles for Plotly's toolbar (it appears on hover at the top
+right and used to cover the titles on a phone); pages that need no toolbar pass
+:data:`PLOTLY_CONFIG`.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +17,17 @@ from plotly.subplots import make_subplots
 from fer.data import CLASSES
 from fer.render import EMOTION_COLORS
 
-_LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), template="plotly_white",
+# t=60: the toolbar takes the top ~30 px; titles sit below it, just above the plot area.
+_LAYOUT = dict(margin=dict(l=10, r=10, t=60, b=10), template="plotly_white",
                paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)")
+PLOTLY_CONFIG = {"displayModeBar": False}
+
+
+def _title(text: str | None) -> dict:
+    # Anchored to the plot area's top edge rather than the figure's, so it never meets the
+    # toolbar; left-aligned so a narrow screen cuts nothing off.
+    return dict(text=text, x=0, xanchor="left", xref="paper", y=1, yanchor="bottom",
+                yref="paper", pad=dict(b=8)) if text else {}
 
 
 def probability_bars(probs: Sequence[float], title: str | None = None,
@@ -25,7 +40,7 @@ def probability_bars(probs: Sequence[float], title: str | None = None,
         text=[f"{p:.0%}" for p in probs], textposition="outside", cliponaxis=False,
         hovertemplate="%{y}: %{x:.1%}<extra></extra>",
     ))
-    fig.update_layout(**_LAYOUT, height=height, title=title, showlegend=False)
+    fig.update_layout(**_LAYOUT, height=height, title=_title(title), showlegend=False)
     fig.update_xaxes(range=[0, 1.15], tickformat=".0%", showgrid=True)
     fig.update_yaxes(autorange="reversed")  # angry at the top, as listed everywhere
     return fig
@@ -33,7 +48,9 @@ def probability_bars(probs: Sequence[float], title: str | None = None,
 
 def training_curves(histories: dict[str, list[dict[str, float]]]) -> go.Figure:
     """Loss, accuracy (train dashed, validation solid) and learning rate per epoch."""
-    fig = make_subplots(rows=1, cols=3, subplot_titles=("loss", "accuracy", "learning rate"))
+    # Wider gaps than the default 0.2/cols so each panel's tick labels stay off its neighbour.
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("loss", "accuracy", "learning rate"),
+                        horizontal_spacing=0.09)
     palette = ["#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C564B"]
     for i, (name, rows) in enumerate(histories.items()):
         color = palette[i % len(palette)]
@@ -53,7 +70,10 @@ def training_curves(histories: dict[str, list[dict[str, float]]]) -> go.Figure:
     fig.update_layout(**_LAYOUT, height=360, legend=dict(orientation="h", y=-0.2))
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(tickformat=".0%", row=1, col=2)
-    fig.update_yaxes(type="log", row=1, col=3)
+    # One tick per power of ten, written 10⁻³: Plotly's default log ticks read "2, 0.001, 5, 2,
+    # 100µ" and ran into the next panel at phone width.
+    fig.update_yaxes(type="log", dtick=1, exponentformat="power", showexponent="all",
+                     row=1, col=3)
     return fig
 
 
@@ -79,5 +99,29 @@ def per_class_bars(per_class: dict[str, dict[str, float]]) -> go.Figure:
                              name=metric, marker_color=color,
                              hovertemplate="%{x}: %{y:.1%}<extra>" + metric + "</extra>"))
     fig.update_layout(**_LAYOUT, height=320, barmode="group", legend=dict(orientation="h"))
+    fig.update_yaxes(tickformat=".0%", range=[0, 1])
+    return fig
+
+
+def emotion_timeline(times: Sequence[float], probs: np.ndarray, title: str | None = None,
+                     height: int = 300) -> go.Figure:
+    """The 7 probabilities of one person over time, one line per emotion in its colour.
+
+    Args:
+        times: seconds, one per analysed frame.
+        probs: ``(len(times), 7)`` probabilities in :data:`fer.data.CLASSES` order.
+        title: shown above the plot area.
+        height: pixels.
+    """
+    probs = np.asarray(probs, dtype=float).reshape(len(times), len(CLASSES))
+    fig = go.Figure()
+    for i, name in enumerate(CLASSES):
+        fig.add_trace(go.Scatter(
+            x=list(times), y=probs[:, i], mode="lines", name=name,
+            line=dict(color=EMOTION_COLORS[name], width=2),
+            hovertemplate=name + " %{y:.0%}<extra></extra>"))
+    fig.update_layout(**_LAYOUT, height=height, title=_title(title), hovermode="x unified",
+                      legend=dict(orientation="h", y=-0.25, x=0))
+    fig.update_xaxes(title_text="seconds", rangemode="tozero")
     fig.update_yaxes(tickformat=".0%", range=[0, 1])
     return fig

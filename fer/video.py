@@ -444,3 +444,65 @@ def track_series(rows: list[dict[str, Any]], track: int) -> tuple[np.ndarray, np
     times = np.array([float(r["time"]) for r in rs])
     probs = np.array([[float(r[c]) for c in CLASSES] for r in rs]).reshape(len(rs), len(CLASSES))
     return times, probs
+
+
+# --- the app's Video page -------------------------------------------------------------------
+
+PAGE_MAX_MB = 50  # uploads above this are refused before decoding
+PAGE_MAX_SECONDS = 60  # longer clips: only the first minute is analysed (keeps a rerun bounded)
+PAGE_MAX_SIDE = 960  # the page's output size; a smaller video encodes ~1.8x faster than 720p
+
+
+@dataclass
+class ClipAnalysis:
+    """What the Video page shows: the result, the annotated video and CSV as bytes, or an error
+    in the user's terms (``result`` is None then)."""
+
+    name: str
+    result: VideoResult | None = None
+    video: bytes | None = None
+    csv: str = ""
+    error: str | None = None
+
+    @property
+    def notes(self) -> list[str]:
+        """Warnings to show beside the result (clip shortened, stream damaged, no face)."""
+        if self.result is None:
+            return []
+        notes = [n[0].upper() + n[1:] for n in (self.result.limited, self.result.stopped) if n]
+        if not self.result.rows:
+            notes.append(f"No face was found in the {self.result.analysed} analysed frames: "
+                         "try a clip where faces are larger, frontal and well lit.")
+        return notes
+
+
+def analyse_clip(data: bytes, name: str, predictor: Any,
+                 progress: Callable[[int, int], None] | None = None,
+                 max_mb: float = PAGE_MAX_MB, max_seconds: float = PAGE_MAX_SECONDS,
+                 max_side: int = PAGE_MAX_SIDE) -> ClipAnalysis:
+    """Analyses an uploaded clip within the page's limits; never raises for bad input.
+
+    Args:
+        data: the file's bytes.
+        name: its file name, for messages and downloads.
+        predictor: as for :func:`analyse_video`.
+        progress: as for :func:`analyse_video`.
+        max_mb: larger uploads are refused.
+        max_seconds: only this much of a longer clip is analysed (the notes say so).
+        max_side: frames are downscaled to this.
+    """
+    import tempfile
+
+    if len(data) > max_mb * 1e6:
+        return ClipAnalysis(name, error=f"{name} is {len(data) / 1e6:.0f} MB; the limit here is "
+                            f"{max_mb:g} MB. Trim or compress it, or use `python -m fer video` "
+                            "on your own machine, which has no limit.")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "annotated.mp4"
+        try:
+            result = analyse_video(data, predictor, output=out, max_seconds=max_seconds,
+                                   max_side=max_side, progress=progress)
+        except VideoError as exc:
+            return ClipAnalysis(name, error=str(exc).replace("the upload", name))
+        video = out.read_bytes()
+    return ClipAnalysis(name, result, video, write_csv(result.rows))

@@ -228,3 +228,64 @@ def test_sample_clip_is_bundled_and_small():
     info = probe(SAMPLE_CLIP)
     assert 5 <= info.duration <= 15 and info.codec == "h264"
     assert SAMPLE_CLIP.stat().st_size < 600_000
+
+
+# --- the Video page ---------------------------------------------------------------------------
+
+PAGE = str(ROOT / "pages" / "4_Video.py")
+
+
+def _page():
+    from streamlit.testing.v1 import AppTest
+
+    return AppTest.from_file(PAGE, default_timeout=60).run()
+
+
+def _no_crash(at):
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_page_sample_clip_shows_video_timelines_summary_and_downloads():
+    at = _page()
+    _no_crash(at)
+    at.button(key="video_run").click().run()
+    _no_crash(at)
+    assert not at.error
+    md = "\n".join(m.value for m in at.markdown)
+    # The sample holds two faces that never cross: two people, both smiling.
+    assert md.count("Person #") == 2 and "happy" in md
+    assert len(at.get("plotly_chart")) == 2
+    assert len(at.get("video")) == 1
+    assert len(at.get("download_button")) == 2
+    # Revisiting keeps the result instead of analysing again.
+    at.run()
+    assert len(at.get("video")) == 1 and not at.get("button")
+
+
+def test_page_bad_upload_is_a_friendly_error():
+    at = _page()
+    at.segmented_control(key="video_source").set_value("Upload a clip").run()
+    assert "Upload a clip" in at.info[0].value
+    at.get("file_uploader")[0].set_value(("holiday.mp4", b"not really a video" * 50,
+                                          "video/mp4")).run()
+    at.button(key="video_run").click().run()
+    _no_crash(at)
+    assert "holiday.mp4 is not a video" in at.error[0].value
+    assert "/tmp" not in at.error[0].value and "Traceback" not in at.error[0].value
+
+
+def test_page_refuses_a_clip_over_the_size_limit(monkeypatch):
+    import fer.video
+
+    result = fer.video.analyse_clip(b"\x00" * 3_000_000, "big.mp4", FixedFace(), max_mb=2)
+    assert result.result is None and "big.mp4 is 3 MB; the limit here is 2 MB" in result.error
+
+
+def test_page_notes_a_clip_without_faces(tmp_path):
+    import fer.video
+
+    clip = make_clip(tmp_path / "c.mp4", seconds=1, fps=10, size=(160, 96))
+    a = fer.video.analyse_clip(clip.read_bytes(), "c.mp4", FixedFace(box=None), max_seconds=0.5)
+    assert a.error is None and a.video and a.csv.count("\n") == 1  # header only
+    assert any("first 0.5 s" in n for n in a.notes)
+    assert any("No face was found in the 3 analysed frames" in n for n in a.notes)
