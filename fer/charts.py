@@ -1,5 +1,5 @@
 """Plotly figures for the app: probability bars, training curves, confusion matrices, emotion
-timelines.
+timelines; and the dashboard's runs table.
 
 Every figure leaves room above its titles for Plotly's toolbar (it appears on hover at the top
 right and used to cover the titles on a phone); pages that need no toolbar pass
@@ -125,3 +125,32 @@ def emotion_timeline(times: Sequence[float], probs: np.ndarray, title: str | Non
     fig.update_xaxes(title_text="seconds", rangemode="tozero")
     fig.update_yaxes(tickformat=".0%", range=[0, 1])
     return fig
+
+
+def runs_table(runs) -> tuple[list[dict], dict]:
+    """The dashboard's runs table: rows and ``column_config`` for ``st.dataframe``.
+
+    Four narrow columns (run, progress, best validation and test accuracy) so the table fits a
+    390 px phone screen without sideways scrolling; the preset is in each run's config and
+    usually in its name.
+
+    Args:
+        runs: :class:`fer.runs.Run` objects (anything with ``run_id``, ``state``, ``status``,
+            ``history``, ``config``, ``best_val_accuracy`` and ``test_accuracy``).
+    """
+    import streamlit as st
+
+    rows = []
+    for r in runs:
+        done = r.status.get("epoch") or len(r.history)
+        total = r.status.get("epochs") or r.config.get("epochs", "?")
+        rows.append({"run": r.run_id, "status": f"{r.state} {done}/{total}",
+                     "val": r.best_val_accuracy, "test": r.test_accuracy})
+    percent = dict(format="percent", width="small")
+    columns = {
+        "run": st.column_config.TextColumn("run", pinned=True),
+        "status": st.column_config.TextColumn("status", help="state, epochs done/planned"),
+        "val": st.column_config.NumberColumn("val", help="best validation accuracy", **percent),
+        "test": st.column_config.NumberColumn("test", help="FER2013 test accuracy", **percent),
+    }
+    return rows, columns
