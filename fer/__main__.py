@@ -1,4 +1,4 @@
-"""Command line: ``python -m fer {train,evaluate,export,predict,video} ...`` (``--help``: each)."""
+"""Command line: ``python -m fer {train,evaluate,export,predict,video}``, ``--help`` on each."""
 
 from __future__ import annotations
 

@@ -72,8 +72,9 @@ def training_curves(histories: dict[str, list[dict[str, float]]]) -> go.Figure:
     fig.update_yaxes(tickformat=".0%", row=1, col=2)
     # One tick per power of ten, written 10⁻³: Plotly's default log ticks read "2, 0.001, 5, 2,
     # 100µ" and ran into the next panel at phone width.
+    # Labels inside the panel: at phone width the gap between panels is too narrow for them.
     fig.update_yaxes(type="log", dtick=1, exponentformat="power", showexponent="all",
-                     row=1, col=3)
+                     ticklabelposition="inside", row=1, col=3)
     return fig
 
 
@@ -120,11 +121,17 @@ def emotion_timeline(times: Sequence[float], probs: np.ndarray, title: str | Non
             x=list(times), y=probs[:, i], mode="lines", name=name,
             line=dict(color=EMOTION_COLORS[name], width=2),
             hovertemplate=name + " %{y:.0%}<extra></extra>"))
-    fig.update_layout(**_LAYOUT, height=height, title=_title(title), hovermode="x unified",
-                      legend=dict(orientation="h", y=-0.25, x=0))
-    fig.update_xaxes(title_text="seconds", rangemode="tozero")
+    layout = {**_LAYOUT, "margin": {**_LAYOUT["margin"], "t": 60 if title else 20}}
+    fig.update_layout(**layout, height=height, title=_title(title), hovermode="x unified",
+                      legend=dict(orientation="h", y=-0.12, yanchor="top", x=0))
+    # Seconds on the ticks rather than an axis title, which the legend covered at phone width.
+    fig.update_xaxes(ticksuffix=" s", rangemode="tozero")
     fig.update_yaxes(tickformat=".0%", range=[0, 1])
     return fig
+
+
+def _percent(value: float | None) -> float | None:
+    return None if value is None else round(100 * value, 1)
 
 
 def runs_table(runs) -> tuple[list[dict], dict]:
@@ -144,12 +151,15 @@ def runs_table(runs) -> tuple[list[dict], dict]:
     for r in runs:
         done = r.status.get("epoch") or len(r.history)
         total = r.status.get("epochs") or r.config.get("epochs", "?")
-        rows.append({"run": r.run_id, "status": f"{r.state} {done}/{total}",
-                     "val": r.best_val_accuracy, "test": r.test_accuracy})
-    percent = dict(format="percent", width="small")
+        # Finished and shipped runs, the common case, show epochs alone: a narrower column.
+        state = "" if r.state in ("finished", "shipped") else f"{r.state} "
+        rows.append({"run": r.run_id, "status": f"{state}{done}/{total}",
+                     "val": _percent(r.best_val_accuracy), "test": _percent(r.test_accuracy)})
+    percent = dict(format="%.1f%%", width="small")
     columns = {
         "run": st.column_config.TextColumn("run", pinned=True),
-        "status": st.column_config.TextColumn("status", help="state, epochs done/planned"),
+        "status": st.column_config.TextColumn(
+            "status", help="epochs done/planned; the state unless finished"),
         "val": st.column_config.NumberColumn("val", help="best validation accuracy", **percent),
         "test": st.column_config.NumberColumn("test", help="FER2013 test accuracy", **percent),
     }

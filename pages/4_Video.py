@@ -54,7 +54,8 @@ if analysis is None or analysis[0] != clip_id:
 
     result = analyse_clip(data, name, predictor, progress=_progress)
     bar.empty()
-    st.session_state["video_analysis"] = analysis = (clip_id, result)
+    st.session_state["video_analysis"] = (clip_id, result)
+    st.rerun()  # redraw without the Analyse button
 
 result = analysis[1]
 if result.error:
@@ -86,9 +87,10 @@ for person in people[:8]:
     left.plotly_chart(emotion_timeline(times, probs), width="stretch",
                       key=f"video_timeline_{person.track}", config=PLOTLY_CONFIG)
     right.caption(f"Seen {person.first:.1f}–{person.last:.1f} s in {person.analysed} frames. "
-                  "Share of that time per emotion:")
+                  "Share of that time per emotion (the rest: 0%):")
     right.dataframe([{"emotion": f"{EMOJI[c]} {c}", "share": person.shares[c]}
-                     for c in sorted(CLASSES, key=lambda c: -person.shares[c])],
+                     for c in sorted(CLASSES, key=lambda c: -person.shares[c])
+                     if person.shares[c] > 0],
                     hide_index=True, key=f"video_shares_{person.track}",
                     column_config={"share": st.column_config.ProgressColumn(
                         "share", format="percent", min_value=0.0, max_value=1.0)})

@@ -46,7 +46,12 @@ def test_runs_table_has_four_columns_with_progress_merged():
     run = SimpleNamespace(run_id="20260101-vgg_gap", state="running",
                           status={"epoch": 3, "epochs": 40}, history=[{}] * 3,
                           config={"epochs": 40}, best_val_accuracy=0.61, test_accuracy=None)
-    rows, columns = runs_table([run])
-    assert rows == [{"run": "20260101-vgg_gap", "status": "running 3/40", "val": 0.61,
-                     "test": None}]
+    done = SimpleNamespace(run_id="b", state="finished", status={"epoch": 40, "epochs": 40},
+                           history=[{}] * 40, config={"epochs": 40}, best_val_accuracy=0.6789,
+                           test_accuracy=0.655)
+    rows, columns = runs_table([run, done])
+    assert rows == [
+        {"run": "20260101-vgg_gap", "status": "running 3/40", "val": 61.0, "test": None},
+        {"run": "b", "status": "40/40", "val": 67.9, "test": 65.5},
+    ]
     assert set(columns) == set(rows[0])

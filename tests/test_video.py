@@ -161,6 +161,21 @@ def test_not_a_video_gets_a_clear_message(tmp_path):
         analyse_video(b"\x00" * 1000, FixedFace())
 
 
+def test_an_audio_file_is_not_a_video(tmp_path):
+    path = tmp_path / "voice.m4a"
+    with av.open(str(path), "w") as c:
+        stream = c.add_stream("aac", rate=16000)
+        stream.layout = "mono"
+        for i in range(5):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
+                                               layout="mono")
+            frame.sample_rate, frame.pts = 16000, i * 1024
+            c.mux(stream.encode(frame))
+        c.mux(stream.encode(None))
+    with pytest.raises(VideoError, match="voice.m4a has no video stream"):
+        analyse_video(path, FixedFace())
+
+
 def test_truncated_clip_keeps_what_came_before_and_says_where(clip, tmp_path):
     data = clip.read_bytes()
     cut = tmp_path / "cut.mp4"
