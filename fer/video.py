@@ -371,8 +371,11 @@ def analyse_video(
                     start = frame.time
                 t = frame.time - start if frame.time is not None and start is not None \
                     else i / info.fps
-                rgb = frame.to_ndarray(width=size[0], height=size[1], format="rgb24")
-                if i % every == 0:
+                analyse = i % every == 0
+                # Without an output video, frames in between are decoded but never converted.
+                rgb = frame.to_ndarray(width=size[0], height=size[1], format="rgb24") \
+                    if analyse or writer else None
+                if analyse:
                     boxes, probs = _faces_of(predictor, rgb)
                     result.analysed += 1
                     for face in tracker.update(boxes, probs):
