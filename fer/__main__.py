@@ -1,4 +1,4 @@
-"""Command line: ``python -m fer {train,evaluate,export,predict} ...`` (``--help`` on each)."""
+"""Command line: ``python -m fer {train,evaluate,export,predict,video}``, ``--help`` on each."""
 
 from __future__ import annotations
 
@@ -169,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     from fer.tflite import add_convert_parser
 
     add_convert_parser(sub)
+
+    from fer.cli_video import add_video_parser
+
+    add_video_parser(sub)
 
     args = parser.parse_args(argv)
     try:

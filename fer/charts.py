@@ -1,4 +1,10 @@
-"""Plotly figures for the app: probability bars, training curves, confusion matrices."""
+"""Plotly figures for the app: probability bars, training curves, confusion matrices, emotion
+timelines; and the dashboard's runs table.
+
+Every figure leaves room above its titles for Plotly's toolbar (it appears on hover at the top
+right and used to cover the titles on a phone); pages that need no toolbar pass
+:data:`PLOTLY_CONFIG`.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +17,17 @@ from plotly.subplots import make_subplots
 from fer.data import CLASSES
 from fer.render import EMOTION_COLORS
 
-_LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), template="plotly_white",
+# t=60: the toolbar takes the top ~30 px; titles sit below it, just above the plot area.
+_LAYOUT = dict(margin=dict(l=10, r=10, t=60, b=10), template="plotly_white",
                paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)")
+PLOTLY_CONFIG = {"displayModeBar": False}
+
+
+def _title(text: str | None) -> dict:
+    # Anchored to the plot area's top edge rather than the figure's, so it never meets the
+    # toolbar; left-aligned so a narrow screen cuts nothing off.
+    return dict(text=text, x=0, xanchor="left", xref="paper", y=1, yanchor="bottom",
+                yref="paper", pad=dict(b=8)) if text else {}
 
 
 def probability_bars(probs: Sequence[float], title: str | None = None,
@@ -25,7 +40,7 @@ def probability_bars(probs: Sequence[float], title: str | None = None,
         text=[f"{p:.0%}" for p in probs], textposition="outside", cliponaxis=False,
         hovertemplate="%{y}: %{x:.1%}<extra></extra>",
     ))
-    fig.update_layout(**_LAYOUT, height=height, title=title, showlegend=False)
+    fig.update_layout(**_LAYOUT, height=height, title=_title(title), showlegend=False)
     fig.update_xaxes(range=[0, 1.15], tickformat=".0%", showgrid=True)
     fig.update_yaxes(autorange="reversed")  # angry at the top, as listed everywhere
     return fig
@@ -33,7 +48,9 @@ def probability_bars(probs: Sequence[float], title: str | None = None,
 
 def training_curves(histories: dict[str, list[dict[str, float]]]) -> go.Figure:
     """Loss, accuracy (train dashed, validation solid) and learning rate per epoch."""
-    fig = make_subplots(rows=1, cols=3, subplot_titles=("loss", "accuracy", "learning rate"))
+    # Wider gaps than the default 0.2/cols so each panel's tick labels stay off its neighbour.
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("loss", "accuracy", "learning rate"),
+                        horizontal_spacing=0.09)
     palette = ["#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C564B"]
     for i, (name, rows) in enumerate(histories.items()):
         color = palette[i % len(palette)]
@@ -53,7 +70,11 @@ def training_curves(histories: dict[str, list[dict[str, float]]]) -> go.Figure:
     fig.update_layout(**_LAYOUT, height=360, legend=dict(orientation="h", y=-0.2))
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(tickformat=".0%", row=1, col=2)
-    fig.update_yaxes(type="log", row=1, col=3)
+    # One tick per power of ten, written 10⁻³: Plotly's default log ticks read "2, 0.001, 5, 2,
+    # 100µ" and ran into the next panel at phone width.
+    # Labels inside the panel: at phone width the gap between panels is too narrow for them.
+    fig.update_yaxes(type="log", dtick=1, exponentformat="power", showexponent="all",
+                     ticklabelposition="inside", row=1, col=3)
     return fig
 
 
@@ -107,3 +128,65 @@ def reliability_diagram(curves: dict[str, dict]) -> go.Figure:
     fig.update_xaxes(range=[0, 1], tickformat=".0%")
     fig.update_yaxes(range=[0, 1], tickformat=".0%")
     return fig
+
+
+def emotion_timeline(times: Sequence[float], probs: np.ndarray, title: str | None = None,
+                     height: int = 300) -> go.Figure:
+    """The 7 probabilities of one person over time, one line per emotion in its colour.
+
+    Args:
+        times: seconds, one per analysed frame.
+        probs: ``(len(times), 7)`` probabilities in :data:`fer.data.CLASSES` order.
+        title: shown above the plot area.
+        height: pixels.
+    """
+    probs = np.asarray(probs, dtype=float).reshape(len(times), len(CLASSES))
+    fig = go.Figure()
+    for i, name in enumerate(CLASSES):
+        fig.add_trace(go.Scatter(
+            x=list(times), y=probs[:, i], mode="lines", name=name,
+            line=dict(color=EMOTION_COLORS[name], width=2),
+            hovertemplate=name + " %{y:.0%}<extra></extra>"))
+    layout = {**_LAYOUT, "margin": {**_LAYOUT["margin"], "t": 60 if title else 20}}
+    fig.update_layout(**layout, height=height, title=_title(title), hovermode="x unified",
+                      legend=dict(orientation="h", y=-0.12, yanchor="top", x=0))
+    # Seconds on the ticks rather than an axis title, which the legend covered at phone width.
+    fig.update_xaxes(ticksuffix=" s", rangemode="tozero")
+    fig.update_yaxes(tickformat=".0%", range=[0, 1])
+    return fig
+
+
+def _percent(value: float | None) -> float | None:
+    return None if value is None else round(100 * value, 1)
+
+
+def runs_table(runs) -> tuple[list[dict], dict]:
+    """The dashboard's runs table: rows and ``column_config`` for ``st.dataframe``.
+
+    Four narrow columns (run, progress, best validation and test accuracy) so the table fits a
+    390 px phone screen without sideways scrolling; the preset is in each run's config and
+    usually in its name.
+
+    Args:
+        runs: :class:`fer.runs.Run` objects (anything with ``run_id``, ``state``, ``status``,
+            ``history``, ``config``, ``best_val_accuracy`` and ``test_accuracy``).
+    """
+    import streamlit as st
+
+    rows = []
+    for r in runs:
+        done = r.status.get("epoch") or len(r.history)
+        total = r.status.get("epochs") or r.config.get("epochs", "?")
+        # Finished and shipped runs, the common case, show epochs alone: a narrower column.
+        state = "" if r.state in ("finished", "shipped") else f"{r.state} "
+        rows.append({"run": r.run_id, "status": f"{state}{done}/{total}",
+                     "val": _percent(r.best_val_accuracy), "test": _percent(r.test_accuracy)})
+    percent = dict(format="%.1f%%", width="small")
+    columns = {
+        "run": st.column_config.TextColumn("run", pinned=True),
+        "status": st.column_config.TextColumn(
+            "status", help="epochs done/planned; the state unless finished"),
+        "val": st.column_config.NumberColumn("val", help="best validation accuracy", **percent),
+        "test": st.column_config.NumberColumn("test", help="FER2013 test accuracy", **percent),
+    }
+    return rows, columns

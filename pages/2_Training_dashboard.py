@@ -3,7 +3,13 @@
 import streamlit as st
 
 from fer import runs
-from fer.charts import confusion_matrix, per_class_bars, reliability_diagram, training_curves
+from fer.charts import (
+    confusion_matrix,
+    per_class_bars,
+    reliability_diagram,
+    runs_table,
+    training_curves,
+)
 from fer.predict import MODELS_DIR
 
 st.set_page_config(page_title="Training dashboard · FER", page_icon="📈", layout="wide")
@@ -21,14 +27,8 @@ def _pct(v):
     return f"{v:.1%}" if isinstance(v, (int, float)) else "–"
 
 
-st.dataframe(
-    [{"run": r.run_id, "status": r.state, "preset": r.config.get("preset"),
-      "epochs": f"{r.status.get('epoch') or len(r.history)}/"
-                f"{r.status.get('epochs') or r.config.get('epochs', '?')}",
-      "best val accuracy": _pct(r.best_val_accuracy), "test accuracy": _pct(r.test_accuracy)}
-     for r in all_runs.values()],
-    hide_index=True, width="stretch",
-)
+rows, columns = runs_table(all_runs.values())
+st.dataframe(rows, hide_index=True, width="stretch", column_config=columns)
 chosen = st.multiselect("Runs to compare", list(all_runs), default=list(all_runs)[:1],
                         key="compare_runs")
 if not chosen:

@@ -201,7 +201,7 @@ def test_dashboard_on_fixture_runs():
     stages = meta["training"].get("stages") or [{"config": meta["config"]}]
     planned = sum(stage["config"]["epochs"] for stage in stages)
     row = table[table["run"] == "shipped: fer_vgg"].iloc[0]
-    assert row["epochs"] == f"{len(meta['history'])}/{planned}"
+    assert row["status"] == f"{len(meta['history'])}/{planned}"
     at.multiselect(key="compare_runs").set_value(
         ["20260101-000000-vgg_gap", "20260102-000000-seed"]).run()
     _no_crash(at)
