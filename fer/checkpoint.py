@@ -287,7 +287,7 @@ def export_run(
     runs.atomic_write_json(output.with_suffix(".json"), meta)
     from fer.tflite import convert
 
-    convert(output)  # the .tflite the app serves, recorded in the .json
+    convert(output, data=data)  # the .tflite the app serves, its counts in the .json
     if pack:
         if Path(run_dir).suffix == ".keras":
             raise ValueError("--checkpoint packs a run directory, not a shipped model")
