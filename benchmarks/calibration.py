@@ -19,43 +19,22 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import FER_PKG_VERSION, FerPackageClassifier, write_result  # noqa: E402
 
+from fer import calibration as cal  # noqa: E402
 from fer.config import TrainConfig  # noqa: E402
 from fer.data import load_fer2013, stratified_split  # noqa: E402
 from fer.evaluate import predict_probs  # noqa: E402
 from fer.predict import DEFAULT_MODEL, load_model  # noqa: E402
 
-BINS = 15
+BINS = cal.BINS
 
 
 def calibration(labels: np.ndarray, probs: np.ndarray) -> dict:
-    conf, pred = probs.max(1), probs.argmax(1)
-    correct = pred == labels
-    edges = np.linspace(0, 1, BINS + 1)
-    table, ece = [], 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        m = (conf > lo) & (conf <= hi)
-        if m.any():
-            ece += m.mean() * abs(conf[m].mean() - correct[m].mean())
-            table.append({"bin": f"{lo:.2f}-{hi:.2f}", "n": int(m.sum()),
-                          "confidence": round(float(conf[m].mean()), 3),
-                          "accuracy": round(float(correct[m].mean()), 3)})
-    nll = -np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1)).mean()
-    return {"accuracy": round(float(correct.mean()), 4),
-            "mean_confidence": round(float(conf.mean()), 4),
-            "ece": round(float(ece), 4), "nll": round(float(nll), 4), "reliability": table}
-
-
-def with_temperature(probs: np.ndarray, t: float) -> np.ndarray:
-    logits = np.log(np.clip(probs, 1e-12, 1)) / t
-    e = np.exp(logits - logits.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
-
-
-def fit_temperature(labels: np.ndarray, probs: np.ndarray) -> float:
-    grid = np.round(np.arange(0.3, 3.0, 0.01), 2)
-    nll = [-np.log(with_temperature(probs, t)[np.arange(len(labels)), labels]).mean()
-           for t in grid]
-    return float(grid[int(np.argmin(nll))])
+    """Accuracy, mean confidence, ECE, NLL and the reliability bins (fer.calibration)."""
+    r = cal.reliability(labels, probs, BINS)
+    return {"accuracy": round(float(np.mean(probs.argmax(1) == labels)), 4),
+            "mean_confidence": round(float(probs.max(1).mean()), 4),
+            "ece": round(cal.ece(labels, probs, BINS), 4),
+            "nll": round(cal.nll(labels, probs), 4), "reliability": r.to_dict()}
 
 
 def main() -> None:
@@ -71,9 +50,9 @@ def main() -> None:
     val = stratified_split(data["train"], config.val_fraction, config.seed)[1]
     probs_test = predict_probs(loaded.model, test.images)
     probs_val = predict_probs(loaded.model, val.images)
-    t = fit_temperature(val.labels, probs_val)
+    t = cal.fit_temperature(val.labels, probs_val)
     ours = calibration(test.labels, probs_test)
-    scaled = calibration(test.labels, with_temperature(probs_test, t))
+    scaled = calibration(test.labels, cal.apply_temperature(probs_test, t))
     pkg = calibration(test.labels, FerPackageClassifier().predict(test.images))
     out = {
         "split": "test (PublicTest)", "n": int(len(test.labels)), "bins": BINS, "tta": "none",
