@@ -209,6 +209,18 @@ def test_dashboard_on_fixture_runs():
     _no_crash(at)
     assert [m.value for m in at.metric][:2] == ["62.5%", "60.0%"]
     assert len(at.get("plotly_chart")) == 3  # curves, confusion matrix, per-class bars
+    # A calibrated shipped model adds its reliability diagram, before and after calibration.
+    at.multiselect(key="compare_runs").set_value(["shipped: fer_vgg"]).run()
+    at.selectbox(key="metrics_run").set_value("shipped: fer_vgg").run()
+    _no_crash(at)
+    assert "Calibration" in [h.value for h in at.subheader]
+    charts = at.get("plotly_chart")
+    assert len(charts) == 4
+    figure = json.loads(charts[-1].proto.spec)
+    names = [trace.get("name", "") for trace in figure["data"]]
+    temperature = meta["calibration"]["temperature"]
+    assert any(n.startswith("before calibration") for n in names)
+    assert any(f"T = {temperature:.2f}" in n for n in names)
 
 
 def _wait_for(predicate, timeout=180):
