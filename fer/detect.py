@@ -56,6 +56,9 @@ TILE = 640
 TILE_OVERLAP = 0.25
 TILE_ABOVE = 960
 
+# See FaceDetector.detect: shrink by whole factors with a box filter, then one bilinear pass.
+REDUCING_GAP = 1.0
+
 
 def _anchors(spec: _Spec) -> np.ndarray:
     centers = []
@@ -100,11 +103,11 @@ class FaceDetector:
             faces close to the camera).
         min_score: detections below this confidence are dropped.
         iou_threshold: overlap above which candidates merge into one face.
-        num_threads: CPU threads per call (1: calls from several sessions already overlap).
+        num_threads: CPU threads per call (default :data:`fer.litert.DEFAULT_THREADS`).
     """
 
     def __init__(self, model: str = "full", min_score: float = 0.5, iou_threshold: float = 0.3,
-                 num_threads: int = 1):
+                 num_threads: int | None = None):
         if model not in MODELS:
             raise ValueError(f"unknown detector model {model!r}; choose one of {list(MODELS)}")
         self.spec = MODELS[model]
@@ -135,11 +138,14 @@ class FaceDetector:
         w, h = image.size
         side, size = max(h, w), self.spec.size
         # Letterbox to a square so faces keep their shape, as mediapipe's FIT scaling does;
-        # resizing before padding keeps the cost independent of the photo's size (reduce()
-        # first: a 1920 px photo is shrunk by whole factors, then filtered once).
+        # resizing before padding keeps the cost independent of the photo's size. A box
+        # reduce() by the whole factor first, then one bilinear pass for the rest: 0.4 ms
+        # instead of 1.3 ms for a 640x480 frame to 128 px (reducing_gap=2 filtered the whole
+        # frame with a wide kernel), and as many faces found (tests/test_predict.py).
         scale = size / side
         rw, rh = max(1, round(w * scale)), max(1, round(h * scale))
-        small = np.asarray(image.resize((rw, rh), Image.Resampling.BILINEAR, reducing_gap=2.0))
+        small = np.asarray(image.resize((rw, rh), Image.Resampling.BILINEAR,
+                                        reducing_gap=REDUCING_GAP))
         x = np.zeros((1, size, size, 3), np.float32)
         top, left = (size - rh) // 2, (size - rw) // 2
         x[0, top : top + rh, left : left + rw] = small * np.float32(1 / 127.5) - 1.0

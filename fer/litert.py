@@ -19,6 +19,13 @@ import numpy as np
 
 from fer.data import IMAGE_SIZE
 
+# Threads per interpreter call: one. Two halve a lone call on two cores (benchmarks/
+# inference.py, "threads_per_call": classifier 4.0 -> 2.2 ms), but in the live webcam path,
+# where WebRTC's codecs and network threads share the same cores, two raised the server's CPU
+# per frame from 43 to 75 ms and lowered the processed rate from 13.2 to 11.8 fps
+# (benchmarks/live.py, same session): XNNPACK's worker threads spin while they wait.
+DEFAULT_THREADS = 1
+
 
 def _interpreter_class() -> tuple[type, str]:
     try:
@@ -36,20 +43,19 @@ def runtime_name() -> str:
     return _interpreter_class()[1]
 
 
-def make_interpreter(path: str | os.PathLike, num_threads: int = 1,
+def make_interpreter(path: str | os.PathLike, num_threads: int | None = None,
                      input_shape: tuple[int, ...] | None = None) -> Any:
     """An interpreter for a ``.tflite`` file, tensors allocated.
 
     Args:
         path: the model file.
-        num_threads: CPU threads for one invocation; 1 by default, because calls from several
-            sessions already run side by side and more threads per call only compete for cores.
+        num_threads: CPU threads for one invocation (default :data:`DEFAULT_THREADS`).
         input_shape: the first input's shape, for a model with free dimensions.
     """
     cls, _ = _interpreter_class()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tf.lite's deprecation notice in the fallback
-        interp = cls(model_path=str(path), num_threads=num_threads)
+        interp = cls(model_path=str(path), num_threads=num_threads or DEFAULT_THREADS)
     if input_shape is not None:
         interp.resize_tensor_input(interp.get_input_details()[0]["index"], list(input_shape),
                                    strict=True)
@@ -66,10 +72,10 @@ class TFLiteClassifier:
 
     Args:
         path: a ``.tflite`` written by :func:`fer.tflite.convert`.
-        num_threads: CPU threads per invocation.
+        num_threads: CPU threads per invocation (default :data:`DEFAULT_THREADS`).
     """
 
-    def __init__(self, path: str | os.PathLike, num_threads: int = 1):
+    def __init__(self, path: str | os.PathLike, num_threads: int | None = None):
         self.path = Path(path)
         cls, _ = _interpreter_class()
         with warnings.catch_warnings():

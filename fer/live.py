@@ -100,7 +100,7 @@ class LiveProcessor:
             self._times.append(now)
             span = self._times[-1] - self._times[0]
             fps = (len(self._times) - 1) / span if span > 0 else 0.0
-        drawn = draw_faces(image, faces)
+        drawn = draw_faces(image, faces, copy=False)  # image is this call's own
         if scale != 1.0:
             drawn = drawn.resize((rgb.shape[1], rgb.shape[0]))
             faces = [f._replace(box=tuple(round(v / scale) for v in f.box)) for f in faces]

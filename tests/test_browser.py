@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fer.clip import write_y4m
 from fer.render import EMOTION_COLORS
 from fer.samples import ASTRONAUT
 
@@ -141,23 +142,8 @@ def test_other_pages_render(app_url):
         browser.close()
 
 
-def _write_y4m(path: Path, frames: int = 30) -> None:
-    """A short 640x480 video of the astronaut's face drifting sideways, as YUV4MPEG2."""
-    base = Image.open(ASTRONAUT).convert("RGB").resize((480, 480))
-    with open(path, "wb") as fh:
-        fh.write(b"YUV4MPEG2 W640 H480 F15:1 Ip A1:1 C420jpeg\n")
-        for i in range(frames):
-            canvas = Image.new("RGB", (640, 480), (40, 40, 40))
-            canvas.paste(base, (40 + 2 * i, 0))
-            y, cb, cr = canvas.convert("YCbCr").split()
-            fh.write(b"FRAME\n" + np.asarray(y).tobytes()
-                     + np.asarray(cb.resize((320, 240))).tobytes()
-                     + np.asarray(cr.resize((320, 240))).tobytes())
-
-
 def test_live_webcam_with_a_fake_camera(app_url, tmp_path):
-    video = tmp_path / "face.y4m"
-    _write_y4m(video)
+    video = write_y4m(tmp_path / "face.y4m")
     fake = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
             f"--use-file-for-fake-video-capture={video}"]
     with playwright.sync_playwright() as pw:

@@ -326,6 +326,16 @@ def test_draw_faces_marks_the_box(predictor, astronaut):
     assert np.array_equal(drawn[500, 500], original[500, 500])
 
 
+def test_draw_faces_copies_unless_told_not_to(predictor, astronaut):
+    result = predictor.predict(astronaut)
+    image = result.image.copy()
+    before = np.asarray(image).copy()
+    drawn = draw_faces(image, result.faces)
+    assert drawn is not image and np.array_equal(np.asarray(image), before)
+    in_place = draw_faces(image, result.faces, copy=False)  # the live path's own frames
+    assert in_place is image and np.array_equal(np.asarray(image), np.asarray(drawn))
+
+
 def test_sixteen_threads_match_sequential(predictor, astronaut, group):
     inputs = [astronaut, group[0]] * 8
     sequential = [predictor.predict(i) for i in inputs]
