@@ -110,7 +110,7 @@ def main() -> None:
     for variant in ("full", "short"):
         out[f"detect_blazeface_{variant}"] = detector_profile(FaceDetector(variant), photo,
                                                               args.runs)
-    # Threads per interpreter call: 1 is the default (several sessions already run at once).
+    # Threads per interpreter call, 1 against 2 (fer.litert.DEFAULT_THREADS: 2 on two cores).
     x = batch[:1, ..., None].astype(np.float32)
     out["threads_per_call"] = {
         f"{n}": {"detect_full_ms": median_ms(lambda d=FaceDetector("full", num_threads=n):

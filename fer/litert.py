@@ -19,12 +19,22 @@ import numpy as np
 
 from fer.data import IMAGE_SIZE
 
-# Threads per interpreter call: one. Two halve a lone call on two cores (benchmarks/
-# inference.py, "threads_per_call": classifier 4.0 -> 2.2 ms), but in the live webcam path,
-# where WebRTC's codecs and network threads share the same cores, two raised the server's CPU
-# per frame from 43 to 75 ms and lowered the processed rate from 13.2 to 11.8 fps
-# (benchmarks/live.py, same session): XNNPACK's worker threads spin while they wait.
-DEFAULT_THREADS = 1
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the cores this process may use (containers)
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+# Threads per interpreter call: two where there are two cores. A lone call takes half the time
+# (benchmarks/inference.py, "threads_per_call": classifier 4.3 -> 2.4 ms, full-range detector
+# 8.7 -> 6.1 ms), and the live webcam costs the server no more CPU per frame (benchmarks/
+# live.py over 3 minutes: 33 ms with two, 34 ms with one). Each interpreter serialises its calls
+# behind a lock, so concurrent sessions add at most one call per model. (Two threads did cost
+# the live path 75 ms per frame while Streamlit's watchdog file watcher was burning a core,
+# before .streamlit/config.toml switched it to polling: XNNPACK's idle workers spin.)
+DEFAULT_THREADS = min(2, _cores())
 
 
 def _interpreter_class() -> tuple[type, str]:
