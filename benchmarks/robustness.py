@@ -102,7 +102,11 @@ class Reframer:
         from fer.predict import DEFAULT_MARGIN
 
         self.detector, self.margin = FaceDetector("full"), DEFAULT_MARGIN
+        self.align = True  # as the app's Predictor (align=True): level the eye line
         self.found = {}
+
+    def eyes(self, detection):
+        return detection.eyes if self.align else None
 
     def __call__(self, faces, pad_share, rng):
         from fer.predict import crop_face
@@ -114,7 +118,7 @@ class Reframer:
             dets = self.detector.detect(np.repeat(canvas[..., None], 3, axis=2))
             if dets:
                 found += 1
-                out.append(crop_face(canvas, dets[0].box, self.margin))
+                out.append(crop_face(canvas, dets[0].box, self.margin, self.eyes(dets[0])))
             else:
                 out.append(f.astype(np.uint8))
         self.found[pad_share] = found / len(faces)

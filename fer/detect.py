@@ -25,11 +25,22 @@ from fer.litert import make_interpreter
 ASSETS = Path(__file__).resolve().parent / "assets"
 
 
+Point = tuple[float, float]
+
+
 class Detection(NamedTuple):
-    """One face: pixel box ``(x, y, w, h)`` in the input image and the detector's score."""
+    """One face: pixel box ``(x, y, w, h)`` in the input image, the detector's score, and the
+    centres of the eyes in the same pixels, the person's right eye first (the one on the
+    image's left when they face the camera)."""
 
     box: tuple[int, int, int, int]
     score: float
+    eyes: tuple[Point, Point] | None = None
+
+    def moved(self, dx: float, dy: float, box: tuple[int, int, int, int]) -> Detection:
+        """The same face with a new box, its eyes shifted by ``(dx, dy)``."""
+        eyes = None if self.eyes is None else tuple((x + dx, y + dy) for x, y in self.eyes)
+        return Detection(box, self.score, eyes)
 
 
 @dataclass(frozen=True)
@@ -83,7 +94,8 @@ def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 def _weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[tuple]:
     # mediapipe's WEIGHTED overlap handling: overlapping candidates are averaged by score,
-    # which steadies boxes from frame to frame better than plain NMS.
+    # which steadies boxes from frame to frame better than plain NMS. Each row is a box
+    # (x1, y1, x2, y2) followed by any columns to average alike (the eyes).
     order = np.argsort(-scores)
     boxes, scores = boxes[order], scores[order]
     out = []
@@ -162,16 +174,20 @@ class FaceDetector:
         cx = raw[:, 0] / size + anchors[:, 0]
         cy = raw[:, 1] / size + anchors[:, 1]
         bw, bh = raw[:, 2] / size, raw[:, 3] / size
-        boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
+        # Keypoints 0 and 1 of BlazeFace's six are the right and left eye, as (x, y) offsets
+        # from the anchor; they are averaged by the weighted NMS along with the box.
+        eyes = raw[:, 4:8] / size + np.tile(anchors, 2)
+        boxes = np.concatenate(
+            [np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1), eyes], 1)
         faces = []
-        for (x1, y1, x2, y2), score in _weighted_nms(boxes, scores, self.iou_threshold):
-            x1, x2 = (x1 * size - left) / scale, (x2 * size - left) / scale
-            y1, y2 = (y1 * size - top) / scale, (y2 * size - top) / scale
+        for merged, score in _weighted_nms(boxes, scores, self.iou_threshold):
+            x1, y1, x2, y2 = ((merged[:4] * size - (left, top, left, top)) / scale).tolist()
+            ex1, ey1, ex2, ey2 = ((merged[4:8] * size - (left, top, left, top)) / scale).tolist()
             x1, y1 = max(0.0, x1), max(0.0, y1)
             x2, y2 = min(float(w), x2), min(float(h), y2)
             if x2 - x1 >= 2 and y2 - y1 >= 2:
                 box = (round(x1), round(y1), round(x2 - x1), round(y2 - y1))
-                faces.append(Detection(box, score))
+                faces.append(Detection(box, score, ((ex1, ey1), (ex2, ey2))))
         return sorted(faces, key=lambda d: -d.box[2] * d.box[3])
 
     def detect_tiles(self, image: Image.Image, tile: int = TILE,
@@ -194,7 +210,7 @@ class FaceDetector:
                             or (right < w and x + bw >= right - left - edge)
                             or (bottom < h and y + bh >= bottom - top - edge)):
                         continue
-                    found.append(Detection((x + left, y + top, bw, bh), d.score))
+                    found.append(d.moved(left, top, (x + left, y + top, bw, bh)))
         return found
 
     def search(self, image: Image.Image, tiles: bool = True,
@@ -232,7 +248,7 @@ class FaceDetector:
                 x1, y1 = max(0, x - pad), max(0, y - pad)
                 x2, y2 = min(w, x - pad + bw), min(h, y - pad + bh)
                 if x2 - x1 >= 2 and y2 - y1 >= 2:
-                    found.append(Detection((x1, y1, x2 - x1, y2 - y1), d.score))
+                    found.append(d.moved(-pad, -pad, (x1, y1, x2 - x1, y2 - y1)))
         return sorted(found, key=lambda d: -d.box[2] * d.box[3])
 
 
@@ -258,7 +274,7 @@ class FaceDetector:
         bx, by, bw, bh = best.box
         x1, y1 = max(0, bx + left), max(0, by + top)
         x2, y2 = min(image.width, bx + left + bw), min(image.height, by + top + bh)
-        return Detection((x1, y1, x2 - x1, y2 - y1), best.score) if x2 - x1 >= 2 and \
+        return best.moved(left, top, (x1, y1, x2 - x1, y2 - y1)) if x2 - x1 >= 2 and \
             y2 - y1 >= 2 else None
 
 

@@ -92,7 +92,7 @@ class LiveProcessor:
             image = image.resize((round(image.width * scale), round(image.height * scale)))
         # One detector pass per frame: no tiles, no padded retry (the next frame comes soon).
         found = self.detector.detect(image)
-        search = FaceSearch(tuple(d.box for d in found), tuple(d.score for d in found))
+        search = FaceSearch.of(found)
         result = self.predictor.classify_search(image, search)
         with self._lock:
             faces = self._smooth(result.faces)

@@ -10,6 +10,7 @@ Grad-CAM heatmaps. Image decoding lives in :mod:`fer.images`, model files in
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from dataclasses import dataclass, field
@@ -119,18 +120,56 @@ class FaceSearch(NamedTuple):
     notes: tuple[str, ...] = ()
     reason: str | None = None
     whole_image: bool = False  # the box is the image itself: crop it without a margin
+    eyes: tuple = ()  # per box, the detector's eye centres (right, left) or None
+
+    @classmethod
+    def of(cls, found) -> FaceSearch:
+        """From :class:`fer.detect.Detection` objects."""
+        return cls(tuple(d.box for d in found), tuple(d.score for d in found),
+                   eyes=tuple(d.eyes for d in found))
 
 
-def crop_face(gray: np.ndarray, box: tuple[int, int, int, int], margin: float) -> np.ndarray:
+# Eye lines steeper than this are left alone: the keypoints of a face on its side are unreliable.
+MAX_ROLL = 45.0
+
+
+def eye_roll(eyes) -> float:
+    """Degrees the eye line is tilted in the image (positive: the person's left eye, on the
+    image's right, is lower), from the detector's ``(right_eye, left_eye)`` centres."""
+    (rx, ry), (lx, ly) = eyes
+    return math.degrees(math.atan2(ly - ry, lx - rx))
+
+
+def crop_face(gray: np.ndarray, box: tuple[int, int, int, int], margin: float,
+              eyes=None) -> np.ndarray:
     """The 48x48 classifier input for a detector box: a square grown by ``margin``, edge-padded
-    where it leaves the image, resized with an antialiasing filter."""
+    where it leaves the image, resized with an antialiasing filter.
+
+    Args:
+        gray: the working image as a ``(H, W)`` uint8 array.
+        box: ``(x, y, w, h)`` from the detector.
+        margin: fraction of the box's longer side added on each side.
+        eyes: the detector's ``(right_eye, left_eye)`` centres: the square is rotated about its
+            centre so that the eye line is level, as in FER2013's faces (None: no rotation).
+    """
     h, w = gray.shape
     left, top, side, _ = square_crop_box(box, margin, (w, h))
-    pad = max(0, -left, -top, left + side - w, top + side - h)
+    angle = eye_roll(eyes) if eyes is not None else 0.0
+    if abs(angle) > MAX_ROLL:
+        angle = 0.0
+    # Rotating needs the corners of a larger square: side * sqrt(2) covers any angle.
+    grow = math.ceil(side * (math.sqrt(2) - 1) / 2) if angle else 0
+    left, top, big = left - grow, top - grow, side + 2 * grow
+    pad = max(0, -left, -top, left + big - w, top + big - h)
     if pad:
         gray = np.pad(gray, pad, mode="edge")
         left, top = left + pad, top + pad
-    region = Image.fromarray(gray[top : top + side, left : left + side])
+    region = Image.fromarray(np.ascontiguousarray(gray[top : top + big, left : left + big]))
+    if angle:
+        # PIL turns counter-clockwise on screen for a positive angle, which levels a line that
+        # falls to the right (image y points down).
+        region = region.rotate(angle, Image.Resampling.BILINEAR).crop(
+            (grow, grow, grow + side, grow + side))
     return np.asarray(region.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.LANCZOS))
 
 
@@ -162,6 +201,8 @@ class Predictor:
         min_score: detector confidence threshold.
         prefer_tflite: serve a ``.keras`` through its matching ``.tflite`` (False: run Keras,
             e.g. to compare the two).
+        align: rotate each face so its eyes are level before classifying (measured on the
+            validation split by ``benchmarks/alignment.py``).
     """
 
     def __init__(
@@ -171,12 +212,14 @@ class Predictor:
         margin: float = DEFAULT_MARGIN,
         min_score: float = 0.5,
         prefer_tflite: bool = True,
+        align: bool = True,
     ):
         self.source_path = Path(model_path or DEFAULT_MODEL)
         self.loaded = load_model(serving_path(self.source_path) if prefer_tflite
                                  else self.source_path)
         self.model = self.loaded.model
         self.margin = margin
+        self.align = align
         self.detector = FaceDetector(detector, min_score=min_score)
         self.tta_mode, self.tta_crop = _tta_of(self.loaded.meta, self.model)
         self._lock = threading.Lock()
@@ -245,7 +288,7 @@ class Predictor:
                               whole_image=True)
         found = self.detector.search(image, tiles=not fast, pad_retry=not fast)
         if found:
-            return FaceSearch(tuple(d.box for d in found), tuple(d.score for d in found))
+            return FaceSearch.of(found)
         if not fast and max(w, h) <= FACE_SIZED and max(w, h) <= 1.6 * min(w, h):
             side = min(w, h)
             return FaceSearch((((w - side) // 2, (h - side) // 2, side, side),), (1.0,),
@@ -264,8 +307,8 @@ class Predictor:
             return Result(image, [], search.reason, scale, original_size, notes)
         gray = np.asarray(image.convert("L"))
         margin = 0.0 if search.whole_image else self.margin
-        crops = np.stack([crop_face(gray, b, margin)
-                          for b in search.boxes])
+        eyes = search.eyes if self.align and search.eyes else (None,) * len(search.boxes)
+        crops = np.stack([crop_face(gray, b, margin, e) for b, e in zip(search.boxes, eyes)])
         probs = self.classify(crops, tta=tta)
         faces = [Face(_to_original(b, scale, original_size), float(s), p,
                       CLASSES[int(np.argmax(p))], c)

@@ -14,7 +14,15 @@ from PIL import Image
 
 from fer.data import CLASSES
 from fer.detect import FaceDetector
-from fer.predict import ImageError, ModelError, Predictor, load_image, load_model
+from fer.predict import (
+    ImageError,
+    ModelError,
+    Predictor,
+    crop_face,
+    eye_roll,
+    load_image,
+    load_model,
+)
 from fer.render import draw_faces, gradcam_overlay
 from fer.samples import GROUP_PLACES, group_photo
 
@@ -37,6 +45,14 @@ def _inside(box, region):
     x, y, w, h = box
     cx, cy = x + w / 2, y + h / 2
     return region[0] <= cx <= region[2] and region[1] <= cy <= region[3]
+
+
+def _eyes_in_upper_box(face) -> bool:
+    """Both eyes inside the box's upper half, the person's right eye on the image's left."""
+    x, y, w, h = face.box
+    (rx, ry), (lx, ly) = face.eyes
+    return (x <= rx < lx <= x + w and y <= ry <= y + h / 2 + 1 and y <= ly <= y + h / 2 + 1
+            and 0.2 * w < lx - rx < 0.7 * w)
 
 
 def test_astronaut_one_happy_face_where_it_is(predictor, astronaut):
@@ -243,6 +259,8 @@ def test_tight_face_crop_is_found_on_a_padded_copy(predictor, astronaut):
     x, y, w, h = result.faces[0].box
     assert w > 150 and x >= 0 and y >= 0 and x + w <= 256 and y + h <= 256
     assert result.faces[0].label == "happy"
+    found = predictor.detector.search(crop)  # the eyes moved back from the padded copy
+    assert len(found) == 1 and _eyes_in_upper_box(found[0])
 
 
 def test_small_face_sized_image_falls_back_to_the_whole_image(predictor):
@@ -279,6 +297,73 @@ def test_group_photo_tiled_faces_are_found(predictor, astronaut, n):
         hits.add((i, j))
     assert len(result.faces) == len(hits)  # no face counted twice
     assert len(hits) >= 0.9 * n * n
+    # Each face's eyes moved with its box from the tile (or verification crop) it came from.
+    assert all(_eyes_in_upper_box(d) for d in predictor.detector.search(_tiled(astronaut, n)))
+
+
+def test_eye_roll_by_hand():
+    assert eye_roll(((10, 50), (30, 50))) == 0.0
+    assert eye_roll(((10, 50), (30, 70))) == pytest.approx(45.0)  # image y points down
+    assert eye_roll(((10, 50), (30, 30))) == pytest.approx(-45.0)
+
+
+@pytest.mark.parametrize("model", ["full", "short"])
+def test_detector_eyes_follow_a_rolled_head(astronaut, model):
+    """Turning the photo by 20 degrees about the face turns the detected eye line by as much."""
+    detector = FaceDetector(model)
+    photo = Image.open(astronaut).convert("RGB")
+    upright = detector.detect(photo)[0]
+    assert _eyes_in_upper_box(upright)
+    for turn in (20, -20):
+        # PIL turns counter-clockwise on screen: the image's right side, the left eye, rises.
+        turned = detector.detect(photo.rotate(turn, Image.BILINEAR, center=(225, 135)))[0]
+        # Within 6 degrees: the short-range model's eyes are the less precise (5 off here).
+        assert eye_roll(turned.eyes) == pytest.approx(eye_roll(upright.eyes) - turn, abs=6)
+
+
+@pytest.mark.parametrize("angle", [30, -30])
+def test_aligned_crop_levels_the_eye_line(angle):
+    """A bright bar drawn through the centre at ``angle`` degrees, eyes given on it: the aligned
+    crop shows it level (the middle rows bright edge to edge, the top and bottom dark)."""
+    from PIL import ImageDraw
+
+    canvas = Image.new("L", (200, 200), 0)
+    t = np.radians(angle)
+    dx, dy = 90 * np.cos(t), 90 * np.sin(t)  # image y points down: +angle falls to the right
+    ImageDraw.Draw(canvas).line([(100 - dx, 100 - dy), (100 + dx, 100 + dy)], fill=255, width=15)
+    eyes = ((100 - 20 * np.cos(t), 100 - 20 * np.sin(t)), (100 + 20 * np.cos(t),
+                                                            100 + 20 * np.sin(t)))
+    gray = np.asarray(canvas)
+    crop = crop_face(gray, (50, 50, 100, 100), 0.0, eyes).astype(int)
+    assert crop[22:26, 2:46].min() > 200  # the bar, level, across the whole crop
+    assert crop[:12].max() < 30 and crop[-12:].max() < 30
+    plain = crop_face(gray, (50, 50, 100, 100), 0.0).astype(int)
+    assert plain[22:26, 2:46].min() < 30  # not level without the eyes
+
+
+def test_alignment_undoes_a_head_roll(predictor, astronaut):
+    """The aligned crop of a photo turned by 25 degrees looks like the upright photo's aligned
+    crop; without alignment it does not. Compared on the crop's centre (eyes, nose, mouth): the
+    turned photo's corners hold no picture."""
+    photo = Image.open(astronaut).convert("RGB")
+    turned = photo.rotate(25, Image.BILINEAR, center=(225, 135))
+    ref_face = predictor.detector.detect(photo)[0]
+    face = predictor.detector.detect(turned)[0]
+    gray, gray_ref = np.asarray(turned.convert("L")), np.asarray(photo.convert("L"))
+    ref = crop_face(gray_ref, ref_face.box, 0.07, ref_face.eyes)
+    aligned = crop_face(gray, face.box, 0.07, face.eyes)
+    plain = crop_face(gray, face.box, 0.07)
+
+    def coarse(crop):  # 8x8 means of the central 32x32: the face's layout, not its texture
+        return crop[8:40, 8:40].reshape(8, 4, 8, 4).mean((1, 3))
+
+    # Closer, not equal: the two detections' boxes differ by a few pixels in place and size.
+    assert np.abs(coarse(aligned) - coarse(ref)).mean() < 0.85 * np.abs(
+        coarse(plain) - coarse(ref)).mean()
+    # The Predictor aligns by default, and align=False gives the plain crop.
+    assert np.array_equal(predictor.predict(turned).faces[0].crop, aligned)
+    unaligned = Predictor(align=False).predict(turned).faces[0].crop
+    assert np.array_equal(unaligned, plain)
 
 
 def test_tta_and_gradcam(predictor, astronaut):
