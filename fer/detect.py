@@ -67,9 +67,6 @@ TILE = 640
 TILE_OVERLAP = 0.25
 TILE_ABOVE = 960
 
-# See FaceDetector.detect: shrink by whole factors with a box filter, then one bilinear pass.
-REDUCING_GAP = 1.0
-
 
 def _anchors(spec: _Spec) -> np.ndarray:
     centers = []
@@ -156,8 +153,7 @@ class FaceDetector:
         # frame with a wide kernel), and as many faces found (tests/test_predict.py).
         scale = size / side
         rw, rh = max(1, round(w * scale)), max(1, round(h * scale))
-        small = np.asarray(image.resize((rw, rh), Image.Resampling.BILINEAR,
-                                        reducing_gap=REDUCING_GAP))
+        small = np.asarray(image.resize((rw, rh), Image.Resampling.BILINEAR, reducing_gap=1.0))
         x = np.zeros((1, size, size, 3), np.float32)
         top, left = (size - rh) // 2, (size - rw) // 2
         x[0, top : top + rh, left : left + rw] = small * np.float32(1 / 127.5) - 1.0
