@@ -240,3 +240,13 @@ def test_a_process_that_cannot_start_is_a_failed_run(tmp_path, monkeypatch):
     # The log file handed to the child was closed again.
     log = str(run_dir / "stdout.log")
     assert all(f.path != log for f in psutil.Process().open_files())
+
+
+def test_the_recorded_cpu_names_its_widest_vector_extension():
+    # Training speed on "AMD EPYC" machines here differed 2.3x with and without AVX-512, so a
+    # run's record must tell them apart. Flags lines shortened from real /proc/cpuinfo files.
+    avx2 = "model name\t: AMD EPYC\nflags\t\t: fpu sse2 avx fma avx2 bmi2\n" * 2
+    avx512 = "model name\t: AMD EPYC\nflags\t\t: fpu avx avx2 avx512f avx512bw\n"
+    assert runs.cpu_name(avx2) == "AMD EPYC (AVX2)"
+    assert runs.cpu_name(avx512) == "AMD EPYC (AVX-512)"
+    assert runs.cpu_name("model name\t: Some ARM core\nflags\t: fp asimd\n") == "Some ARM core"
