@@ -13,6 +13,7 @@ warm-up; the machine's speed varies (two shared cores), so compare ratios from o
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -88,6 +89,46 @@ def detector_profile(det: FaceDetector, photo: Image.Image, runs: int) -> dict:
             "pre_post_processing_ms": round(total - alone, 2)}
 
 
+def _crop_turned_at_full_size(gray, box, margin, eyes):
+    """The aligned crop as fer.predict.crop_face made it before 2026-12-02: the whole region
+    turned at full resolution, then resized (the peer for its shrink-first version)."""
+    from fer.predict import IMAGE_SIZE, eye_roll, square_crop_box
+
+    h, w = gray.shape
+    left, top, side, _ = square_crop_box(box, margin, (w, h))
+    grow = math.ceil(side * (math.sqrt(2) - 1) / 2)
+    left, top, big = left - grow, top - grow, side + 2 * grow
+    pad = max(0, -left, -top, left + big - w, top + big - h)
+    if pad:
+        gray, left, top = np.pad(gray, pad, mode="edge"), left + pad, top + pad
+    region = Image.fromarray(np.ascontiguousarray(gray[top:top + big, left:left + big]))
+    return np.asarray(region.rotate(eye_roll(eyes), Image.Resampling.BILINEAR).crop(
+        (grow, grow, grow + side, grow + side)).resize((IMAGE_SIZE, IMAGE_SIZE),
+                                                       Image.Resampling.LANCZOS))
+
+
+def crop_profile(pred: Predictor, runs: int) -> dict:
+    """The aligned crop of the astronaut's face (photo turned 12 degrees) in a 640x480 and a
+    1920x1440 photo: crop_face against turning the region at full size, in the same run."""
+    from fer.predict import crop_face
+
+    out = {}
+    for size in ((640, 480), (1920, 1440)):
+        photo = Image.open(ASTRONAUT).convert("RGB").resize(size).rotate(
+            12, Image.Resampling.BILINEAR)
+        search = pred.locate(photo)
+        gray, box, eyes = np.asarray(photo.convert("L")), search.boxes[0], search.eyes[0]
+        args = (gray, box, pred.margin, eyes)
+        out[f"{size[0]}x{size[1]}"] = {
+            "face_px": int(max(box[2:])),
+            "crop_face": median_ms(lambda a=args: crop_face(*a), runs),
+            "turned_at_full_size": median_ms(lambda a=args: _crop_turned_at_full_size(*a),
+                                             runs),
+            "mean_abs_difference_grey_levels": round(float(np.abs(
+                crop_face(*args).astype(int) - _crop_turned_at_full_size(*args)).mean()), 2)}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -129,6 +170,7 @@ def main() -> None:
         out[name] = row
     out["classifier_speedup_tflite_vs_keras"] = round(
         out["keras"]["classify_batch1_ms"] / out["tflite"]["classify_batch1_ms"], 2)
+    out["crop_aligned_ms"] = crop_profile(lite, args.runs)
     live, frame = LiveProcessor(lite), np.asarray(photo)
     out["live_frame_ms"] = median_ms(lambda: live.process(frame), args.runs)
     # 16 threads through one Predictor: same answers as one at a time, and the throughput.
