@@ -172,10 +172,10 @@ def crop_face(gray: np.ndarray, box: tuple[int, int, int, int], margin: float,
     # Shrink a large face by a whole factor (box averaging, cheap) before rotating, so that the
     # rotation's cost stops growing with the face (benchmarks/inference.py, "crop_aligned_ms");
     # at least ROTATE_SIDE pixels across the face go through the rotation.
-    k = int(side // ROTATE_SIDE)
-    if k >= 2:
+    k = max(1, int(side // ROTATE_SIDE))
+    if k > 1:
         region = region.reduce(k)  # pixel i covers [i k, (i + 1) k): coordinates divide by k
-    g, s = grow / max(k, 1), side / max(k, 1)
+    g, s = grow / k, side / k
     # PIL turns counter-clockwise on screen for a positive angle, which levels a line that
     # falls to the right (image y points down).
     return np.asarray(region.rotate(angle, Image.Resampling.BILINEAR).resize(
