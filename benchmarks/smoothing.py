@@ -8,9 +8,11 @@ McNemar test: how many faces only one of the two gets right). Sharpness of each 
 reported as the mean absolute Laplacian, to show how far train and test differ.
 
     python benchmarks/smoothing.py --data ../shared/data/fer2013.zip \\
-        [--run runs/vgg_gap-110] [--sigma 1.0 --weight 0.35]
+        [--run runs/vgg_gap-110] [--sigma 1.0 --weight 0.35] [--name smoothing]
 
-Prints the figures and writes benchmarks/results/smoothing.json.
+Without ``--sigma``/``--weight`` the grid point with the best mean of the no-TTA and flip-TTA
+validation accuracies is the one tested against none. Prints the figures and writes
+benchmarks/results/<name>.json.
 """
 
 import argparse
@@ -51,8 +53,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--data", required=True)
     ap.add_argument("--run", default="runs/vgg_gap-110", help="run directory (best.keras)")
-    ap.add_argument("--sigma", type=float, default=1.0, help="the setting to test against none")
-    ap.add_argument("--weight", type=float, default=0.35)
+    ap.add_argument("--sigma", type=float, default=None,
+                    help="the setting to test against none (default: the grid's best on val)")
+    ap.add_argument("--weight", type=float, default=None)
+    ap.add_argument("--name", default="smoothing", help="results file name (without .json)")
     args = ap.parse_args()
 
     import keras
@@ -80,13 +84,16 @@ def main() -> None:
                 row[f"val_{tta}"] = round(float(correct(sigma, weight, tta).mean()), 4)
             print(row, flush=True)
             grid.append(row)
+    if args.sigma is None or args.weight is None:
+        best = max(grid[1:], key=lambda r: r["val_none"] + r["val_flip"])
+        args.sigma, args.weight = best["sigma"], best["weight"]
     chosen = {}
     for tta in ("none", "flip", "tencrop"):
         with_ = correct(args.sigma, args.weight, tta)
         without = base[tta] if tta in base else correct(1.0, 0.0, tta)
         chosen[tta] = {"val_without": round(float(without.mean()), 4),
                        "val_with": round(float(with_.mean()), 4), **mcnemar(without, with_)}
-    write_result("smoothing", {
+    write_result(args.name, {
         "run": str(run), "val_faces": int(len(val.labels)),
         "sharpness_mean_abs_laplacian": {"train": laplacian_energy(data["train"].images),
                                          "test": laplacian_energy(data["test"].images)},
