@@ -143,7 +143,7 @@ def eye_roll(eyes) -> float:
 
 
 def crop_face(gray: np.ndarray, box: tuple[int, int, int, int], margin: float,
-              eyes=None) -> np.ndarray:
+              eyes=None, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
     """The 48x48 classifier input for a detector box: a square grown by ``margin``, edge-padded
     where it leaves the image, resized with an antialiasing filter.
 
@@ -153,9 +153,12 @@ def crop_face(gray: np.ndarray, box: tuple[int, int, int, int], margin: float,
         margin: fraction of the box's longer side added on each side.
         eyes: the detector's ``(right_eye, left_eye)`` centres: the square is rotated about its
             centre so that the eye line is level, as in FER2013's faces (None: no rotation).
+        origin: where ``gray``'s top-left pixel lies in the image that ``box`` and ``eyes``
+            refer to, when ``gray`` is only a region of it (see :func:`gray_region`).
     """
     h, w = gray.shape
     left, top, side, _ = square_crop_box(box, margin, (w, h))
+    left, top = left - origin[0], top - origin[1]
     angle = eye_roll(eyes) if eyes is not None else 0.0
     if abs(angle) > MAX_ROLL:
         angle = 0.0
@@ -180,6 +183,30 @@ def crop_face(gray: np.ndarray, box: tuple[int, int, int, int], margin: float,
     # falls to the right (image y points down).
     return np.asarray(region.rotate(angle, Image.Resampling.BILINEAR).resize(
         (IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.LANCZOS, box=(g, g, g + s, g + s)))
+
+
+def gray_region(image: Image.Image, boxes, margin: float) -> tuple[np.ndarray, tuple[int, int]]:
+    """The grayscale part of ``image`` that :func:`crop_face` reads for these boxes, and its
+    origin. Converting only the faces' surroundings instead of the whole working image cut
+    classifying the astronaut's face from 1.7 to 1.4 ms in a 640x480 frame and from 9.8 to
+    3.0 ms in a 1920x1440 photo (measured side by side, 2026-12-07).
+
+    The region covers each box's square grown for any rotation, clipped to the image; where a
+    square leaves the image it also leaves the region there, so edge padding is unchanged.
+    """
+    x1 = y1 = math.inf
+    x2 = y2 = -math.inf
+    for box in boxes:
+        left, top, side, _ = square_crop_box(box, margin, image.size)
+        grow = math.ceil(side * (math.sqrt(2) - 1) / 2) + 1
+        x1, y1 = min(x1, left - grow), min(y1, top - grow)
+        x2, y2 = max(x2, left + side + grow), max(y2, top + side + grow)
+    x1, y1 = max(0, int(x1)), max(0, int(y1))
+    x2, y2 = min(image.width, int(x2)), min(image.height, int(y2))
+    if x2 <= x1 or y2 <= y1:  # every square lies outside the image: keep one edge pixel
+        x1, y1 = min(max(x1, 0), image.width - 1), min(max(y1, 0), image.height - 1)
+        x2, y2 = x1 + 1, y1 + 1
+    return np.asarray(image.crop((x1, y1, x2, y2)).convert("L")), (x1, y1)
 
 
 def _tta_of(meta: dict[str, Any], model: Any) -> tuple[str, int | None]:
@@ -314,10 +341,11 @@ class Predictor:
         notes = tuple(notes) + search.notes
         if not search.boxes:
             return Result(image, [], search.reason, scale, original_size, notes)
-        gray = np.asarray(image.convert("L"))
         margin = 0.0 if search.whole_image else self.margin
+        gray, origin = gray_region(image, search.boxes, margin)
         eyes = search.eyes if self.align and search.eyes else (None,) * len(search.boxes)
-        crops = np.stack([crop_face(gray, b, margin, e) for b, e in zip(search.boxes, eyes)])
+        crops = np.stack([crop_face(gray, b, margin, e, origin)
+                          for b, e in zip(search.boxes, eyes)])
         probs = self.classify(crops, tta=tta)
         faces = [Face(_to_original(b, scale, original_size), float(s), p,
                       CLASSES[int(np.argmax(p))], c)

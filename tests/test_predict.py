@@ -21,6 +21,7 @@ from fer.predict import (
     Predictor,
     crop_face,
     eye_roll,
+    gray_region,
     load_image,
     load_model,
 )
@@ -366,6 +367,29 @@ def test_a_large_face_is_turned_as_if_at_full_size():
     fast = crop_face(gray, box, 0.0, eyes).astype(int)
     # The bar's edges are where the two resamplings differ; a few grey levels on average.
     assert np.abs(fast - full).mean() < 3
+
+
+@pytest.mark.parametrize("corner", [(0, 0), (1, 1)])
+def test_crops_read_only_the_faces_surroundings_and_match_the_whole_image(predictor, astronaut,
+                                                                          corner):
+    """The Predictor converts only the region around the faces to grey; its crops are the ones
+    cut from the whole image converted to grey, also for a face that leaves the image (edge
+    padding) and is turned level."""
+    # The astronaut's face pushed against a corner of a wide canvas, its head turned a little.
+    face = Image.open(astronaut).convert("RGB").rotate(12, Image.BILINEAR, center=(225, 135))
+    face = face.crop((130, 40, 330, 240))
+    canvas = Image.new("RGB", (1200, 700), (90, 120, 150))
+    canvas.paste(face, (corner[0] * (1200 - 200) - 25 * (1 - 2 * corner[0]),
+                        corner[1] * (700 - 200) - 25 * (1 - 2 * corner[1])))
+    result = predictor.predict(canvas)
+    assert len(result.faces) == 1
+    search = predictor.locate(result.image)
+    gray, origin = gray_region(result.image, search.boxes, predictor.margin)
+    assert gray.size < 0.2 * 1200 * 700  # a region, not the whole photo
+    whole = np.asarray(result.image.convert("L"))
+    expected = crop_face(whole, search.boxes[0], predictor.margin, search.eyes[0])
+    assert abs(eye_roll(search.eyes[0])) > 5  # the crop was turned
+    np.testing.assert_array_equal(result.faces[0].crop, expected)
 
 
 def test_alignment_undoes_a_head_roll(predictor, astronaut):
