@@ -60,7 +60,8 @@ class TrainConfig:
                         ".keras file or a run directory's best.keras, for a warm restart or "
                         "fine-tuning; the preset must match its network")
     teacher: str = _f("", "distil from this model ('' = off): a .keras file or a run directory's "
-                      "best.keras; its ten-crop predictions on train soften the targets")
+                      "best.keras, or several separated by commas (an ensemble, averaged); its "
+                      "ten-crop predictions on train soften the targets")
     distill: float = _f(0.5, "share of each target taken from the teacher's probabilities (the "
                         "rest is the one-hot label); used only with a teacher", min=0.0, max=1.0)
     patience: int = _f(20, "stop after this many epochs without a better val accuracy "

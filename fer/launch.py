@@ -154,7 +154,7 @@ def start_run(config: TrainConfig, runs_dir: Path | None = None) -> runs.RunInfo
                 raise ValueError(f"init_from was trained as {preset}: choose that preset to "
                                  f"start from it (this run is {config.preset})")
         if config.teacher:
-            runs.init_weights(config.teacher, "teacher")
+            runs.teacher_weights(config.teacher)
     except (ValueError, FileNotFoundError) as exc:
         raise LaunchError(str(exc)) from None
 

@@ -85,6 +85,16 @@ def init_weights(init_from: str, field: str = "init_from") -> Path:
     return path
 
 
+def teacher_weights(teacher: str) -> list[Path]:
+    """The ``.keras`` files that ``TrainConfig.teacher`` names: one, or several separated by
+    commas (an ensemble, whose averaged probabilities the student learns).
+
+    Raises:
+        FileNotFoundError: naming the first one missing.
+    """
+    return [init_weights(t.strip(), "teacher") for t in teacher.split(",") if t.strip()]
+
+
 def init_preset(weights: Path) -> str | None:
     """The preset that trained ``weights``, from its run's ``config.json`` or its ``.json``
     metadata (None when neither says), so a mismatch is caught without loading TensorFlow."""

@@ -279,35 +279,43 @@ def _warn_if_other_split(weights: Path, config: TrainConfig, field: str) -> None
 
 
 def teacher_targets(config: TrainConfig, split: Split) -> np.ndarray:
-    """Distillation targets: ``distill`` x the teacher's ten-crop probabilities plus the rest
-    of the one-hot label.
+    """Distillation targets: ``distill`` x the teachers' ten-crop probabilities (averaged over
+    the teachers when ``teacher`` names several, an ensemble) plus the rest of the one-hot
+    label.
 
     Args:
-        config: names the teacher (``teacher``) and its share (``distill``).
+        config: names the teacher or teachers (``teacher``, comma-separated) and their share
+            (``distill``).
         split: the training images and labels.
 
     Returns:
         ``(N, 7)`` float32 targets whose rows sum to 1.
 
     Raises:
-        FileNotFoundError: the teacher's weights are missing.
-        ValueError: the teacher does not predict the 7 FER2013 classes.
+        FileNotFoundError: a teacher's weights are missing.
+        ValueError: a teacher does not predict the 7 FER2013 classes.
     """
     from fer.evaluate import compute_metrics, predict_probs
 
-    weights = runs.init_weights(config.teacher, "teacher")
-    teacher = keras.models.load_model(weights)
-    if teacher.output_shape[-1] != len(CLASSES):
-        raise ValueError(f"teacher: {weights} predicts {teacher.output_shape[-1]} classes, not "
-                         f"the {len(CLASSES)} of FER2013")
-    _warn_if_other_split(weights, config, "teacher")
-    t0 = time.time()
-    # Ten-crop averages are the teacher's best guesses (TTA beats one view on val), and crops
-    # of the training side match what the student sees.
-    probs = predict_probs(teacher, split.images, "tencrop", config.crop_size)
-    acc = compute_metrics(split.labels, probs)["accuracy"]
-    log.info("teacher %s: ten-crop accuracy %.4f on this run's train split (%.0fs); targets "
-             "take %.0f%% from it", weights, acc, time.time() - t0, 100 * config.distill)
+    probs = np.zeros((len(split.labels), len(CLASSES)), np.float64)
+    paths = runs.teacher_weights(config.teacher)
+    for weights in paths:
+        teacher = keras.models.load_model(weights)
+        if teacher.output_shape[-1] != len(CLASSES):
+            raise ValueError(f"teacher: {weights} predicts {teacher.output_shape[-1]} classes, "
+                             f"not the {len(CLASSES)} of FER2013")
+        _warn_if_other_split(weights, config, "teacher")
+        t0 = time.time()
+        # Ten-crop averages are the teacher's best guesses (TTA beats one view on val), and
+        # crops of the training side match what the student sees.
+        one = predict_probs(teacher, split.images, "tencrop", config.crop_size)
+        log.info("teacher %s: ten-crop accuracy %.4f on this run's train split (%.0fs)", weights,
+                 compute_metrics(split.labels, one)["accuracy"], time.time() - t0)
+        probs += one / len(paths)
+    if len(paths) > 1:
+        log.info("ensemble of %d teachers: ten-crop accuracy %.4f on this run's train split",
+                 len(paths), compute_metrics(split.labels, probs)["accuracy"])
+    log.info("targets take %.0f%% from the teacher", 100 * config.distill)
     onehot = np.eye(len(CLASSES), dtype=np.float32)[split.labels]
     return (config.distill * probs + (1 - config.distill) * onehot).astype(np.float32)
 

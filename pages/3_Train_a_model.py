@@ -47,6 +47,7 @@ def start(preset: str, data_path: str | None) -> None:
         return note("error", "Not started: choose a dataset that loads first.", None)
     values = {f.name: st.session_state[f"cfg_{preset}_{f.name}"] for f in config_fields()
               if f.name not in ("preset", "data")}
+    values["teacher"] = ",".join(values["teacher"])  # the config names an ensemble that way
     try:
         config = TrainConfig(preset=preset, data=data_path, **values).validated()
         run = launch.start_run(config)
@@ -186,11 +187,14 @@ with st.form("hyperparameters"):
                 if meta.get("choices"):
                     st.selectbox(name, meta["choices"], key=key, help=meta["help"],
                                  index=meta["choices"].index(default))
-                elif name in ("init_from", "teacher"):
-                    none = "from scratch" if name == "init_from" else "no teacher"
+                elif name == "init_from":
                     st.selectbox(name, ["", *runs.init_weight_options(MODELS_DIR)], key=key,
                                  help=meta["help"],
-                                 format_func=lambda p, none=none: ui.short_path(p) or none)
+                                 format_func=lambda p: ui.short_path(p) or "from scratch")
+                elif name == "teacher":  # several teachers: distil from their ensemble
+                    st.multiselect(name, runs.init_weight_options(MODELS_DIR), key=key,
+                                   help=meta["help"], format_func=ui.short_path,
+                                   placeholder="no teacher")
                 elif isinstance(default, int):
                     st.number_input(name, meta["min"], meta["max"], default, 1, key=key,
                                     help=meta["help"])

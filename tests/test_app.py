@@ -241,15 +241,20 @@ def _allow_training(monkeypatch, data_dir: Path | None = None) -> None:
         monkeypatch.setenv("FER_DATA_DIR", str(data_dir))
 
 
-def _start_from_page(at, data: Path, epochs: int, init_from: str = "", teacher: str = ""):
+def _start_from_page(at, data: Path, epochs: int, init_from: str = "",
+                     teacher: tuple[str, ...] = ()):
     at.text_input(key="data_path").set_value(str(data)).run()
     assert any("Found" in s.value for s in at.success)
-    for field, weights in (("init_from", init_from), ("teacher", teacher)):
-        select = at.selectbox(key=f"cfg_vgg_gap_{field}")
-        assert select.value == ""  # from scratch, no teacher, unless chosen
-        if weights:
-            assert ui.short_path(weights) in select.options
-            select.set_value(weights)
+    select = at.selectbox(key="cfg_vgg_gap_init_from")
+    assert select.value == ""  # from scratch unless chosen
+    if init_from:
+        assert ui.short_path(init_from) in select.options
+        select.set_value(init_from)
+    teachers = at.multiselect(key="cfg_vgg_gap_teacher")
+    assert teachers.value == []  # no teacher unless chosen
+    for weights in teacher:
+        assert ui.short_path(weights) in teachers.options
+        teachers.select(weights)
     at.number_input(key="cfg_vgg_gap_epochs").set_value(epochs)
     at.number_input(key="cfg_vgg_gap_batch_size").set_value(16)
     at.number_input(key="cfg_vgg_gap_patience").set_value(0)
@@ -270,7 +275,7 @@ def test_train_page_launches_a_run_that_finishes(fer_folder, monkeypatch):
     # A second run starts from the first one's weights (a warm restart / fine-tune) and
     # distils from it.
     best = str(run.path / "best.keras")
-    _start_from_page(at, fer_folder, epochs=1, init_from=best, teacher=best)
+    _start_from_page(at, fer_folder, epochs=1, init_from=best, teacher=(best,))
     child = _wait_for(lambda: next((r for r in runs.list_runs() if r.path != run.path
                                     and r.state == "finished"), None))
     config = json.loads((child.path / "config.json").read_text())

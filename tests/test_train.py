@@ -413,6 +413,27 @@ def test_a_teacher_softens_the_targets_with_its_tencrop_probabilities(fer_folder
     assert f"ten-crop accuracy {np.mean(split.labels == 2):.4f}" in log
 
 
+def test_several_teachers_are_averaged_into_an_ensemble(fer_folder, tmp_path):
+    import numpy as np
+
+    from fer.data import stratified_split
+    from fer.train import teacher_targets
+
+    data = load_fer2013(fer_folder, quiet=True)
+    one = _constant_teacher(tmp_path / "one.keras", np.array([0.1, 0.2, 0.3, 0.1, 0.1, 0.1, 0.1]))
+    two = _constant_teacher(tmp_path / "two.keras", np.array([0.3, 0.1, 0.1, 0.1, 0.2, 0.1, 0.1]))
+    config = TrainConfig(data=str(fer_folder), **TOY, teacher=f"{one}, {two}", distill=0.5)
+    split = stratified_split(data["train"], config.val_fraction, config.seed)[0]
+    targets = teacher_targets(config, split)
+    # By hand for a happy face (label 3): the teachers' mean is
+    # [0.2, 0.15, 0.2, 0.1, 0.15, 0.1, 0.1]; half of it plus half the one-hot label.
+    happy = int(np.flatnonzero(split.labels == 3)[0])
+    np.testing.assert_allclose(targets[happy], [0.1, 0.075, 0.1, 0.55, 0.075, 0.05, 0.05],
+                               atol=1e-5)
+    with pytest.raises(FileNotFoundError, match="teacher: no .keras weights"):
+        runs.teacher_weights(f"{one},{tmp_path / 'missing.keras'}")
+
+
 def test_teacher_errors_are_clear(fer_folder, tmp_path):
     from fer import launch
 
