@@ -155,7 +155,8 @@ def test_the_robust_option_reaches_the_training_pipeline():
     from fer.data import Split
     from fer.pipeline import build_augmenter, make_dataset
 
-    assert TrainConfig().robust == 0.0  # off until a run shows it helps on val
+    # Off by default, so that the shipped recipe's command still reproduces the shipped model.
+    assert TrainConfig().robust == 0.0
     aug = build_augmenter(1.0, 40, 0.0, seed=1, robust=1.0)
     assert "real_photo" in [l.name for l in aug.layers]
     assert "real_photo" not in [l.name for l in build_augmenter(1.0, 40, 0.0, seed=1).layers]
