@@ -163,7 +163,8 @@ class BatchProgress(keras.callbacks.Callback):
         from tqdm import tqdm
 
         self.bar = tqdm(total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}", unit="batch",
-                        file=self.stream, leave=False, dynamic_ncols=True)
+                        file=self.stream, leave=False, dynamic_ncols=True,
+                        mininterval=0, miniters=1)  # every batch: a fast epoch still shows
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
