@@ -201,11 +201,9 @@ def gray_region(image: Image.Image, boxes, margin: float) -> tuple[np.ndarray, t
         grow = math.ceil(side * (math.sqrt(2) - 1) / 2) + 1
         x1, y1 = min(x1, left - grow), min(y1, top - grow)
         x2, y2 = max(x2, left + side + grow), max(y2, top + side + grow)
+    # Detector boxes lie inside the image, so the clipped region is never empty.
     x1, y1 = max(0, int(x1)), max(0, int(y1))
     x2, y2 = min(image.width, int(x2)), min(image.height, int(y2))
-    if x2 <= x1 or y2 <= y1:  # every square lies outside the image: keep one edge pixel
-        x1, y1 = min(max(x1, 0), image.width - 1), min(max(y1, 0), image.height - 1)
-        x2, y2 = x1 + 1, y1 + 1
     return np.asarray(image.crop((x1, y1, x2, y2)).convert("L")), (x1, y1)
 
 
