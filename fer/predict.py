@@ -142,6 +142,12 @@ def eye_roll(eyes) -> float:
     return math.degrees(math.atan2(ly - ry, lx - rx))
 
 
+def _rotation_margin(side: float) -> int:
+    """Pixels to add on each side of a square so that it still covers the square turned by
+    any angle (its diagonal is side * sqrt(2))."""
+    return math.ceil(side * (math.sqrt(2) - 1) / 2)
+
+
 def crop_face(gray: np.ndarray, box: tuple[int, int, int, int], margin: float,
               eyes=None, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
     """The 48x48 classifier input for a detector box: a square grown by ``margin``, edge-padded
@@ -163,7 +169,7 @@ def crop_face(gray: np.ndarray, box: tuple[int, int, int, int], margin: float,
     if abs(angle) > MAX_ROLL:
         angle = 0.0
     # Rotating needs the corners of a larger square: side * sqrt(2) covers any angle.
-    grow = math.ceil(side * (math.sqrt(2) - 1) / 2) if angle else 0
+    grow = _rotation_margin(side) if angle else 0
     left, top, big = left - grow, top - grow, side + 2 * grow
     pad = max(0, -left, -top, left + big - w, top + big - h)
     if pad:
@@ -198,7 +204,7 @@ def gray_region(image: Image.Image, boxes, margin: float) -> tuple[np.ndarray, t
     x2 = y2 = -math.inf
     for box in boxes:
         left, top, side, _ = square_crop_box(box, margin, image.size)
-        grow = math.ceil(side * (math.sqrt(2) - 1) / 2) + 1
+        grow = _rotation_margin(side) + 1
         x1, y1 = min(x1, left - grow), min(y1, top - grow)
         x2, y2 = max(x2, left + side + grow), max(y2, top + side + grow)
     # Detector boxes lie inside the image, so the clipped region is never empty.
