@@ -3,8 +3,9 @@
 ``export_run`` writes ``models/<name>.keras`` (the best weights, no optimizer state) and
 ``models/<name>.json`` (classes, input spec, config, history, machine and wall time, and the
 test evaluation it computes itself). With ``pack=True`` it also writes ``<name>.ckpt.zip``:
-the run's ``last.keras`` (with optimizer state), ``best.keras``, ``history.csv``, ``config.json``
-and ``status.json``, which ``python -m fer train --resume <zip>`` continues on any machine.
+the run's ``last.keras`` (with optimizer state), ``best.keras``, ``history.csv``,
+``config.json``, ``status.json`` and a distilled run's ``teacher_probs.npz``, which
+``python -m fer train --resume <zip>`` continues on any machine.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from fer import runs
 from fer.atomic import atomic_write
 from fer.data import CLASSES, DatasetError, check_zip
 
-PACKED = ("config.json", "history.csv", "status.json", "last.keras", "best.keras")
+PACKED = ("config.json", "history.csv", "status.json", "last.keras", "best.keras",
+          "teacher_probs.npz")  # the last only for a distilled run (fer.teachers)
 
 
 def pack_run(run_dir: Path, out: Path) -> Path:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -93,6 +94,17 @@ def teacher_weights(teacher: str) -> list[Path]:
         FileNotFoundError: naming the first one missing.
     """
     return [init_weights(t.strip(), "teacher") for t in teacher.split(",") if t.strip()]
+
+
+def warn_if_other_split(weights: Path, config: TrainConfig, field: str) -> None:
+    """Logs a warning when ``weights`` (an ``init_from`` or a teacher) came from a run whose
+    train/val split differs from ``config``'s: its training faces are then in this run's val."""
+    parent = read_json(weights.parent / "config.json") or {}
+    if parent and (parent.get("seed"), parent.get("val_fraction")) != (
+            config.seed, config.val_fraction):
+        logging.getLogger("fer.runs").warning(
+            "%s was trained with seed %s / val_fraction %s: this run's val accuracy is "
+            "optimistic", field, parent.get("seed"), parent.get("val_fraction"))
 
 
 def init_preset(weights: Path) -> str | None:

@@ -24,9 +24,10 @@ import tensorflow as tf
 from fer import runs
 from fer.atomic import atomic_write, clean_temporaries
 from fer.config import TrainConfig
-from fer.data import CLASSES, Dataset, Split, load_fer2013, stratified_split
+from fer.data import CLASSES, Dataset, load_fer2013, stratified_split
 from fer.model import build_model
 from fer.pipeline import build_augmenter, make_dataset
+from fer.teachers import teacher_targets  # noqa: F401  (re-exported: fer.train.teacher_targets)
 
 log = logging.getLogger("fer.train")
 
@@ -267,58 +268,7 @@ def _load_init_weights(model: keras.Model, config: TrainConfig) -> None:
         raise ValueError(f"init_from: {weights} does not fit the {config.preset} network "
                          f"({exc})") from None
     log.info("starting from the weights of %s", weights)
-    _warn_if_other_split(weights, config, "init_from")
-
-
-def _warn_if_other_split(weights: Path, config: TrainConfig, field: str) -> None:
-    parent = runs.read_json(weights.parent / "config.json") or {}
-    if parent and (parent.get("seed"), parent.get("val_fraction")) != (
-            config.seed, config.val_fraction):
-        # A different split would put the parent's training images into this run's val set.
-        log.warning("%s was trained with seed %s / val_fraction %s: this run's val accuracy is "
-                    "optimistic", field, parent.get("seed"), parent.get("val_fraction"))
-
-
-def teacher_targets(config: TrainConfig, split: Split) -> np.ndarray:
-    """Distillation targets: ``distill`` x the teachers' ten-crop probabilities (averaged over
-    the teachers when ``teacher`` names several, an ensemble) plus the rest of the one-hot
-    label.
-
-    Args:
-        config: names the teacher or teachers (``teacher``, comma-separated) and their share
-            (``distill``).
-        split: the training images and labels.
-
-    Returns:
-        ``(N, 7)`` float32 targets whose rows sum to 1.
-
-    Raises:
-        FileNotFoundError: a teacher's weights are missing.
-        ValueError: a teacher does not predict the 7 FER2013 classes.
-    """
-    from fer.evaluate import compute_metrics, predict_probs
-
-    probs = np.zeros((len(split.labels), len(CLASSES)), np.float64)
-    paths = runs.teacher_weights(config.teacher)
-    for weights in paths:
-        teacher = keras.models.load_model(weights)
-        if teacher.output_shape[-1] != len(CLASSES):
-            raise ValueError(f"teacher: {weights} predicts {teacher.output_shape[-1]} classes, "
-                             f"not the {len(CLASSES)} of FER2013")
-        _warn_if_other_split(weights, config, "teacher")
-        t0 = time.time()
-        # Ten-crop averages are the teacher's best guesses (TTA beats one view on val), and
-        # crops of the training side match what the student sees.
-        one = predict_probs(teacher, split.images, "tencrop", config.crop_size)
-        log.info("teacher %s: ten-crop accuracy %.4f on this run's train split (%.0fs)", weights,
-                 compute_metrics(split.labels, one)["accuracy"], time.time() - t0)
-        probs += one / len(paths)
-    if len(paths) > 1:
-        log.info("ensemble of %d teachers: ten-crop accuracy %.4f on this run's train split",
-                 len(paths), compute_metrics(split.labels, probs)["accuracy"])
-    log.info("targets take %.0f%% from the teacher", 100 * config.distill)
-    onehot = np.eye(len(CLASSES), dtype=np.float32)[split.labels]
-    return (config.distill * probs + (1 - config.distill) * onehot).astype(np.float32)
+    runs.warn_if_other_split(weights, config, "init_from")
 
 
 def _fit(config, run_dir, recorder, history, resume, dataset) -> None:
@@ -329,7 +279,7 @@ def _fit(config, run_dir, recorder, history, resume, dataset) -> None:
     train_split, val_split = stratified_split(data["train"], config.val_fraction, config.seed)
     log.info("train %d / val %d (seed %d)", len(train_split.labels), len(val_split.labels),
              config.seed)
-    targets = teacher_targets(config, train_split) if config.teacher else None
+    targets = teacher_targets(config, train_split, run_dir) if config.teacher else None
     augmenter = build_augmenter(config.augment, config.crop_size, config.erasing, config.seed,
                                 start_epoch=len(history), robust=config.robust)
     train_ds = make_dataset(train_split, config.batch_size, training=True, augmenter=augmenter,

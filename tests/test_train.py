@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import keras
 import pytest
@@ -432,6 +433,52 @@ def test_several_teachers_are_averaged_into_an_ensemble(fer_folder, tmp_path):
                                atol=1e-5)
     with pytest.raises(FileNotFoundError, match="teacher: no .keras weights"):
         runs.teacher_weights(f"{one},{tmp_path / 'missing.keras'}")
+
+
+def test_teacher_probabilities_are_cached_by_content_and_travel_with_a_packed_run(
+        fer_folder, tmp_path, monkeypatch):
+    # The ten-crop pass costs ~6.5 min per teacher on FER2013: a resume (here or from a packed
+    # checkpoint elsewhere) or a new run with the same teachers must not pay it again, and a
+    # changed teacher file must never be answered from the cache.
+    import numpy as np
+
+    from fer import teachers
+    from fer.checkpoint import pack_run, prepare_resume
+    from fer.data import stratified_split
+
+    data = load_fer2013(fer_folder, quiet=True)
+    teacher = _constant_teacher(tmp_path / "t.keras", np.array([0.1, 0.2, 0.3, 0.1, 0.1, 0.1, 0.1]))
+    config = TrainConfig(data=str(fer_folder), **{**TOY, "epochs": 1}, teacher=str(teacher),
+                         distill=0.5)
+    split = stratified_split(data["train"], config.val_fraction, config.seed)[0]
+    happy = int(np.flatnonzero(split.labels == 3)[0])
+    # By hand: half the teacher plus half the one-hot "happy".
+    by_hand = [0.05, 0.1, 0.15, 0.55, 0.05, 0.05, 0.05]
+    run = train(config, tmp_path / "run", dataset=data)
+    assert (run / teachers.PROBS_FILE).exists()
+
+    loads = []
+    real_load = keras.models.load_model
+    monkeypatch.setattr(keras.models, "load_model",
+                        lambda path, *a, **k: (loads.append(Path(path).name),
+                                               real_load(path, *a, **k))[1])
+    # A second run with the same teacher: from the shared cache, the teacher never loaded.
+    np.testing.assert_allclose(teachers.teacher_targets(config, split, tmp_path / "new")[happy],
+                               by_hand, atol=1e-5)
+    assert "t.keras" not in loads
+    # Another machine (empty shared cache) resuming the packed run: from teacher_probs.npz.
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "other-machine-cache"))
+    moved = prepare_resume(pack_run(run, tmp_path / "run.ckpt.zip"), tmp_path / "elsewhere")
+    assert (moved / teachers.PROBS_FILE).exists()
+    more = TrainConfig.from_dict({**config.to_dict(), "epochs": 2})
+    train(more, moved, resume=True, dataset=data)
+    assert "t.keras" not in loads
+    assert "ten-crop pass skipped" in (moved / "train.log").read_text()
+    # The same path with other weights: computed afresh, in both caches.
+    _constant_teacher(teacher, np.array([0.3, 0.1, 0.1, 0.1, 0.2, 0.1, 0.1]))
+    np.testing.assert_allclose(teachers.teacher_targets(config, split, moved)[happy],
+                               [0.15, 0.05, 0.05, 0.55, 0.1, 0.05, 0.05], atol=1e-5)
+    assert "t.keras" in loads
 
 
 def test_teacher_errors_are_clear(fer_folder, tmp_path):
