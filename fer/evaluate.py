@@ -4,6 +4,7 @@ optional test-time augmentation (TTA)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,12 @@ from fer.tta import TTA_MODES, tta_views  # noqa: F401 - re-exported for callers
 
 def predict_probs(
     model, images: np.ndarray, tta: str = "none", crop_size: int | None = None,
-    batch_size: int = 256,
+    batch_size: int = 256, before_view: Callable[[], None] | None = None,
 ) -> np.ndarray:
     """Class probabilities ``(N, 7)``, averaged over the TTA views.
 
     Views smaller than a fixed-size model's input (the ``seed`` preset) are resized up to it.
+    ``before_view``, when given, is called before each view (it may raise to abandon them).
     """
     import tensorflow as tf
 
@@ -27,6 +29,8 @@ def predict_probs(
     total = 0.0
     views = tta_views(images, tta, crop_size)
     for view in views:
+        if before_view:
+            before_view()
         if fixed[0] is not None and tuple(view.shape[1:3]) != tuple(fixed):
             view = tf.image.resize(view, fixed).numpy()
         total = total + model.predict(view, batch_size=batch_size, verbose=0)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,8 @@ _TTA = "tencrop"  # a teacher's best guess: ten-crop beats one view on val
 
 
 def teacher_targets(
-    config: TrainConfig, split: Split, run_dir: Path | None = None
+    config: TrainConfig, split: Split, run_dir: Path | None = None,
+    check: Callable[[], None] | None = None,
 ) -> np.ndarray:
     """Distillation targets: ``distill`` x the teachers' ten-crop probabilities (averaged over
     the teachers when ``teacher`` names several, an ensemble) plus the rest of the one-hot
@@ -44,6 +46,8 @@ def teacher_targets(
         split: the training images and labels.
         run_dir: the run's directory, whose ``teacher_probs.npz`` is read when it matches and
             written otherwise (None: neither).
+        check: called before each teacher's view of the faces (~40 s apart on FER2013); it
+            raises to abandon the pass, e.g. when the run is asked to stop.
 
     Returns:
         ``(N, 7)`` float32 targets whose rows sum to 1.
@@ -52,13 +56,16 @@ def teacher_targets(
         FileNotFoundError: a teacher's weights are missing.
         ValueError: a teacher does not predict the 7 FER2013 classes.
     """
-    probs = teacher_probs(config, split, run_dir)
+    probs = teacher_probs(config, split, run_dir, check)
     log.info("targets take %.0f%% from the teacher", 100 * config.distill)
     onehot = np.eye(len(CLASSES), dtype=np.float32)[split.labels]
     return (config.distill * probs + (1 - config.distill) * onehot).astype(np.float32)
 
 
-def teacher_probs(config: TrainConfig, split: Split, run_dir: Path | None = None) -> np.ndarray:
+def teacher_probs(
+    config: TrainConfig, split: Split, run_dir: Path | None = None,
+    check: Callable[[], None] | None = None,
+) -> np.ndarray:
     """The teachers' averaged ten-crop probabilities ``(N, 7)`` for ``split``'s faces, from
     the caches described in the module docstring when they hold them."""
     from fer.evaluate import compute_metrics
@@ -76,7 +83,7 @@ def teacher_probs(config: TrainConfig, split: Split, run_dir: Path | None = None
                 return f["probs"]
     total = np.zeros((len(split.labels), len(CLASSES)), np.float64)
     for weights, one_key in zip(paths, keys):
-        one = _one_teacher(weights, one_key, split, config)
+        one = _one_teacher(weights, one_key, split, config, check)
         log.info("teacher %s: ten-crop accuracy %.4f on this run's train split", weights,
                  compute_metrics(split.labels, one)["accuracy"])
         total += one / len(paths)
@@ -89,7 +96,9 @@ def teacher_probs(config: TrainConfig, split: Split, run_dir: Path | None = None
     return probs
 
 
-def _one_teacher(weights: Path, key: str, split: Split, config: TrainConfig) -> np.ndarray:
+def _one_teacher(
+    weights: Path, key: str, split: Split, config: TrainConfig, check: Callable[[], None] | None
+) -> np.ndarray:
     cached = cache_dir() / f"teacher-{key}.npy"
     if cached.exists():
         try:
@@ -109,7 +118,8 @@ def _one_teacher(weights: Path, key: str, split: Split, config: TrainConfig) -> 
                          f"not the {len(CLASSES)} of FER2013")
     runs.warn_if_other_split(weights, config, "teacher")
     t0 = time.time()
-    probs = predict_probs(teacher, split.images, _TTA, config.crop_size).astype(np.float32)
+    probs = predict_probs(teacher, split.images, _TTA, config.crop_size,
+                          before_view=check).astype(np.float32)
     log.info("teacher %s: ten-crop pass over %d faces in %.0fs", weights, len(split.labels),
              time.time() - t0)
     try:

@@ -107,9 +107,19 @@ class RunRecorder(keras.callbacks.Callback):
     def request_stop(self, *_args) -> None:
         self.stop_requested = True
 
-    def _check_stop(self) -> None:
-        if self.stop_requested or (self.run_dir / runs.STOP_FILE).exists():
+    def stopping(self) -> bool:
+        """Whether a stop was asked for: a signal, or the run's ``STOP`` file."""
+        if not self.stop_requested and (self.run_dir / runs.STOP_FILE).exists():
             self.stop_requested = True
+        return self.stop_requested
+
+    def raise_if_stopping(self) -> None:
+        """For work before ``fit`` (the teachers' pass, minutes long): stop there too."""
+        if self.stopping():
+            raise StopRequested
+
+    def _check_stop(self) -> None:
+        if self.stopping():
             self.model.stop_training = True
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -279,7 +289,8 @@ def _fit(config, run_dir, recorder, history, resume, dataset) -> None:
     train_split, val_split = stratified_split(data["train"], config.val_fraction, config.seed)
     log.info("train %d / val %d (seed %d)", len(train_split.labels), len(val_split.labels),
              config.seed)
-    targets = teacher_targets(config, train_split, run_dir) if config.teacher else None
+    targets = (teacher_targets(config, train_split, run_dir, check=recorder.raise_if_stopping)
+               if config.teacher else None)
     augmenter = build_augmenter(config.augment, config.crop_size, config.erasing, config.seed,
                                 start_epoch=len(history), robust=config.robust)
     train_ds = make_dataset(train_split, config.batch_size, training=True, augmenter=augmenter,

@@ -481,6 +481,35 @@ def test_teacher_probabilities_are_cached_by_content_and_travel_with_a_packed_ru
     assert "t.keras" in loads
 
 
+def test_a_stop_during_the_teachers_pass_ends_the_run_there(fer_folder, tmp_path, monkeypatch):
+    # Four teachers take ~26 min before the first epoch: a stop asked for then (the Train
+    # page's button writes STOP) must end the run then, not after that pass and an epoch.
+    import numpy as np
+
+    from fer import runs as runs_mod
+
+    data = load_fer2013(fer_folder, quiet=True)
+    teacher = _constant_teacher(tmp_path / "t.keras", np.full(7, 1 / 7))
+    config = TrainConfig(data=str(fer_folder), **{**TOY, "epochs": 1}, teacher=str(teacher))
+    run = tmp_path / "run"
+    real_load = keras.models.load_model
+
+    def load_then_stop(path, *a, **k):
+        if Path(path).name == "t.keras":  # the teacher is loaded: its pass is about to start
+            (run / runs_mod.STOP_FILE).touch()
+        return real_load(path, *a, **k)
+
+    monkeypatch.setattr(keras.models, "load_model", load_then_stop)
+    train(config, run, dataset=data)
+    assert runs.read_json(run / "status.json")["state"] == "stopped"
+    assert not (run / "last.keras").exists() and runs.read_history(run / "history.csv") == []
+    # The pass itself was abandoned: nothing of it was cached, here or in the shared cache.
+    from fer import teachers
+    from fer.data import cache_dir
+
+    assert not (run / teachers.PROBS_FILE).exists() and not list(cache_dir().glob("teacher-*"))
+
+
 def test_teacher_errors_are_clear(fer_folder, tmp_path):
     from fer import launch
 
