@@ -67,23 +67,33 @@ def teacher_probs(
     check: Callable[[], None] | None = None,
 ) -> np.ndarray:
     """The teachers' averaged ten-crop probabilities ``(N, 7)`` for ``split``'s faces, from
-    the caches described in the module docstring when they hold them."""
+    the caches described in the module docstring when they hold them.
+
+    The run's own ``teacher_probs.npz`` also serves when a teacher file is no longer there
+    (a run resumed on another machine from its packed checkpoint): it was made from the same
+    faces and the same ``teacher`` field, and a resumed run keeps the targets it started with.
+    """
     from fer.evaluate import compute_metrics
 
-    paths = runs.teacher_weights(config.teacher)
-    faces = _digest(split.images.tobytes(), split.labels.tobytes())
-    keys = [_digest(_file_digest(p).encode(), f"{faces}|{config.crop_size}|{_TTA}|"
-                    f"v{_VERSION}".encode()) for p in paths]
-    key = ",".join(keys)
+    # What the pass saw: these faces and labels, cut into these views, by this version.
+    faces = (f"{_digest(split.images.tobytes(), split.labels.tobytes())}|{config.crop_size}|"
+             f"{_TTA}|v{_VERSION}")
     saved = Path(run_dir) / PROBS_FILE if run_dir else None
-    if saved and saved.exists():
-        with np.load(saved) as f:
-            if str(f["key"]) == key:
-                log.info("teacher probabilities from %s (ten-crop pass skipped)", saved.name)
-                return f["probs"]
+    stored = _read_saved(saved, config, faces) if saved else None
+    try:
+        paths = runs.teacher_weights(config.teacher)
+    except FileNotFoundError as exc:
+        if stored is None:
+            raise
+        log.warning("%s: using the probabilities this run saved in %s", exc, saved.name)
+        return stored["probs"]
+    keys = [_digest(_file_digest(p).encode(), faces.encode()) for p in paths]
+    if stored is not None and stored["keys"] == keys:
+        log.info("teacher probabilities from %s (ten-crop pass skipped)", saved.name)
+        return stored["probs"]
     total = np.zeros((len(split.labels), len(CLASSES)), np.float64)
-    for weights, one_key in zip(paths, keys):
-        one = _one_teacher(weights, one_key, split, config, check)
+    for weights, key in zip(paths, keys):
+        one = _one_teacher(weights, key, split, config, check)
         log.info("teacher %s: ten-crop accuracy %.4f on this run's train split", weights,
                  compute_metrics(split.labels, one)["accuracy"])
         total += one / len(paths)
@@ -92,8 +102,23 @@ def teacher_probs(
         log.info("ensemble of %d teachers: ten-crop accuracy %.4f on this run's train split",
                  len(paths), compute_metrics(split.labels, probs)["accuracy"])
     if saved:
-        _save(saved, probs=probs, key=np.array(key))
+        _save(saved, probs=probs, keys=np.array(keys), faces=np.array(faces),
+              teacher=np.array(config.teacher))
     return probs
+
+
+def _read_saved(path: Path, config: TrainConfig, faces: str) -> dict | None:
+    """The run's saved probabilities when they were made for these faces and this ``teacher``
+    field, else None (absent, unreadable, or from an older format)."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path) as f:
+            if str(f["faces"]) != faces or str(f["teacher"]) != config.teacher:
+                return None
+            return {"probs": f["probs"], "keys": [str(k) for k in f["keys"]]}
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def _one_teacher(
@@ -110,6 +135,7 @@ def _one_teacher(
             pass  # unreadable: computed again below and replaced
     import keras
 
+    import fer.model  # noqa: F401  (registers the custom layers a teacher file holds)
     from fer.evaluate import predict_probs
 
     teacher = keras.models.load_model(weights)

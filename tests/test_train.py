@@ -474,6 +474,12 @@ def test_teacher_probabilities_are_cached_by_content_and_travel_with_a_packed_ru
     train(more, moved, resume=True, dataset=data)
     assert "t.keras" not in loads
     assert "ten-crop pass skipped" in (moved / "train.log").read_text()
+    # A machine without the teacher's file: the run keeps the targets it started with.
+    teacher.unlink()
+    np.testing.assert_allclose(teachers.teacher_targets(config, split, moved)[happy], by_hand,
+                               atol=1e-5)
+    with pytest.raises(FileNotFoundError, match="teacher: no .keras weights"):
+        teachers.teacher_targets(config, split, tmp_path / "a-new-run")
     # The same path with other weights: computed afresh, in both caches.
     _constant_teacher(teacher, np.array([0.3, 0.1, 0.1, 0.1, 0.2, 0.1, 0.1]))
     np.testing.assert_allclose(teachers.teacher_targets(config, split, moved)[happy],
