@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 import keras
@@ -273,7 +274,14 @@ def train(
 def _load_init_weights(model: keras.Model, config: TrainConfig) -> None:
     weights = runs.init_weights(config.init_from)
     try:
-        model.load_weights(weights)
+        with warnings.catch_warnings():
+            # Keras only warns when a group of layers is missing from the file, and those
+            # layers would then train from random weights: a partial start is a wrong start.
+            warnings.filterwarnings("error", message="Skipping nested container")
+            model.load_weights(weights)
+    except UserWarning:
+        raise ValueError(f"init_from: {weights} does not fit the {config.preset} network "
+                         "(its layers differ)") from None
     except ValueError as exc:
         raise ValueError(f"init_from: {weights} does not fit the {config.preset} network "
                          f"({exc})") from None
