@@ -65,6 +65,13 @@ def atomic_write(
     return path
 
 
+def atomic_savez(path: str | os.PathLike, **arrays) -> Path:
+    """Writes ``arrays`` as a compressed ``.npz`` at ``path`` atomically; returns ``path``."""
+    import numpy as np  # here, not at the top: the rest of this module is standard library
+
+    return atomic_write(path, lambda tmp: np.savez_compressed(tmp, **arrays), suffix=".npz")
+
+
 def _fsync_dir(folder: Path) -> None:
     """Makes the rename itself durable (POSIX); a no-op where folders cannot be opened."""
     try:

@@ -20,6 +20,8 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from fer.atomic import atomic_savez
+
 CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 IMAGE_SIZE = 48
 # Kaggle's csv numbers emotions 0..6 as angry, disgust, fear, happy, sad, surprise, neutral.
@@ -294,12 +296,6 @@ def _cache_key(path: Path) -> str:
     return hashlib.sha1(raw.encode()).hexdigest()[:16]
 
 
-def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    from fer.atomic import atomic_write
-
-    atomic_write(path, lambda tmp: np.savez_compressed(tmp, **arrays), suffix=".npz")
-
-
 def describe_source(source: str | os.PathLike) -> dict[str, int]:
     """Checks a dataset source without decoding it: images per split, from file names alone.
 
@@ -389,7 +385,7 @@ def load_fer2013(
             arrays |= {f"{s}_labels": v.labels for s, v in splits.items()}
             arrays["skipped"] = np.asarray(report.skipped, dtype=str)
             try:
-                _atomic_savez(cache_file, arrays)
+                atomic_savez(cache_file, **arrays)
             except OSError as exc:  # a read-only home must not stop training
                 warnings.warn(f"could not write dataset cache {cache_file}: {exc}", stacklevel=2)
     for name, split in splits.items():

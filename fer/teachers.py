@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from fer import runs
-from fer.atomic import atomic_write
+from fer.atomic import atomic_savez, atomic_write
 from fer.config import TrainConfig
 from fer.data import CLASSES, Split, cache_dir
 
@@ -102,7 +102,7 @@ def teacher_probs(
         log.info("ensemble of %d teachers: ten-crop accuracy %.4f on this run's train split",
                  len(paths), compute_metrics(split.labels, probs)["accuracy"])
     if saved:
-        _save(saved, probs=probs, keys=np.array(keys), faces=np.array(faces),
+        atomic_savez(saved, probs=probs, keys=np.array(keys), faces=np.array(faces),
               teacher=np.array(config.teacher))
     return probs
 
@@ -153,10 +153,6 @@ def _one_teacher(
     except OSError as exc:  # a read-only or full cache only costs the pass next time
         log.warning("could not cache the teacher's probabilities: %s", exc)
     return probs
-
-
-def _save(path: Path, **arrays: np.ndarray) -> None:
-    atomic_write(path, lambda tmp: np.savez(tmp, **arrays), suffix=".npz")
 
 
 def _digest(*parts: bytes) -> str:

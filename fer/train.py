@@ -279,12 +279,10 @@ def _load_init_weights(model: keras.Model, config: TrainConfig) -> None:
             # layers would then train from random weights: a partial start is a wrong start.
             warnings.filterwarnings("error", message="Skipping nested container")
             model.load_weights(weights)
-    except UserWarning:
+    except (UserWarning, ValueError) as exc:
+        detail = "its layers differ" if isinstance(exc, UserWarning) else exc
         raise ValueError(f"init_from: {weights} does not fit the {config.preset} network "
-                         "(its layers differ)") from None
-    except ValueError as exc:
-        raise ValueError(f"init_from: {weights} does not fit the {config.preset} network "
-                         f"({exc})") from None
+                         f"({detail})") from None
     log.info("starting from the weights of %s", weights)
     runs.warn_if_other_split(weights, config, "init_from")
 
