@@ -22,7 +22,8 @@ from fer.atomic import atomic_write
 from fer.data import CLASSES, DatasetError, check_zip
 
 PACKED = ("config.json", "history.csv", "status.json", "last.keras", "best.keras",
-          "teacher_probs.npz")  # the last only for a distilled run (fer.teachers)
+          "teacher_probs.npz",  # only for a distilled run (fer.teachers)
+          "average.npz")  # only for a run that averages its weights (fer.averaging)
 
 
 def pack_run(run_dir: Path, out: Path) -> Path:
@@ -159,6 +160,9 @@ def _training_record(run_dir: Path) -> tuple[Any, dict[str, Any], list[dict[str,
         "command": " && ".join(stage["command"] for stage in stages),
         "stages": stages,
     }
+    if status.get("average"):
+        # best.keras may be the mean of several epochs' weights rather than best_epoch's.
+        training["weight_average"] = status["average"]
     return config, training, history
 
 

@@ -64,6 +64,10 @@ class TrainConfig:
                       "ten-crop predictions on train soften the targets")
     distill: float = _f(0.5, "share of each target taken from the teacher's probabilities (the "
                         "rest is the one-hot label); used only with a teacher", min=0.0, max=1.0)
+    average_from: int = _f(0, "from this epoch on, average the weights at each epoch's end "
+                           "(stochastic weight averaging; pair it with a constant rate) and "
+                           "keep the mean if it beats the best epoch on val; 0 = off", min=0,
+                           max=1000)
     patience: int = _f(20, "stop after this many epochs without a better val accuracy "
                        "(0 = never)", min=0, max=1000)
     val_fraction: float = _f(0.1, "share of train held out, stratified, for model selection",
@@ -114,6 +118,9 @@ class TrainConfig:
                 raise ValueError(f"{f.name} must be one of {meta['choices']}, got {value!r}")
             if "min" in meta and not meta["min"] <= value <= meta["max"]:
                 raise ValueError(f"{f.name} must be in [{meta['min']}, {meta['max']}], got {value}")
+        if self.average_from > self.epochs:
+            raise ValueError(f"average_from ({self.average_from}) is after the last epoch "
+                             f"({self.epochs})")
         if self.preset == "seed" and self.crop_size != 48:
             raise ValueError("the seed preset takes exactly 48x48 inputs: use crop_size 48")
         return self

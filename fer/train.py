@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from fer import runs
 from fer.atomic import atomic_write, clean_temporaries
+from fer.averaging import WeightAverage, recompute_batch_norm
 from fer.config import TrainConfig
 from fer.data import CLASSES, Dataset, load_fer2013, stratified_split
 from fer.model import build_model
@@ -131,6 +132,10 @@ class RunRecorder(keras.callbacks.Callback):
         self._check_stop()
         if self.stop_requested:
             self._interrupted_epoch = True
+
+    def epoch_interrupted(self) -> bool:
+        """Whether the epoch now ending was cut short by a stop request (not recorded)."""
+        return self._interrupted_epoch
 
     def on_epoch_end(self, epoch, logs=None):
         if self._interrupted_epoch:
@@ -321,7 +326,12 @@ def _fit(config, run_dir, recorder, history, resume, dataset) -> None:
                 _load_init_weights(model, config)
             compile_model(model, config, steps)
     stream = _progress_stream()
-    callbacks = ([BatchProgress(steps, config.epochs, stream)] if stream else []) + [recorder]
+    averager = (WeightAverage(run_dir, config.average_from, initial_epoch,
+                              skip_epoch=recorder.epoch_interrupted)
+                if config.average_from else None)
+    # The average is saved before RunRecorder records the epoch (see fer.averaging.load_state).
+    callbacks = (([BatchProgress(steps, config.epochs, stream)] if stream else [])
+                 + ([averager] if averager else []) + [recorder])
     if config.patience:
         # Stops on a stalled val accuracy; on resume its counter starts again from zero.
         callbacks.append(keras.callbacks.EarlyStopping(
@@ -342,6 +352,8 @@ def _fit(config, run_dir, recorder, history, resume, dataset) -> None:
         )
     if recorder.stop_requested:
         return
+    if averager and averager.count:
+        _finish_average(config, run_dir, recorder, averager, train_ds, val_split, steps)
     if "test" in data.splits and (run_dir / "best.keras").exists():
         from fer.evaluate import evaluate, write_metrics
 
@@ -351,3 +363,24 @@ def _fit(config, run_dir, recorder, history, resume, dataset) -> None:
         log.info("test accuracy %.4f, macro-F1 %.4f; with flip TTA %.4f and %.4f",
                  result["accuracy"], result["macro_f1"], result["tta"]["accuracy"],
                  result["tta"]["macro_f1"])
+
+
+def _finish_average(config, run_dir, recorder, averager, train_ds, val_split, steps) -> None:
+    """Scores the averaged weights on val (batch-norm statistics measured again) and makes them
+    the run's ``best.keras`` if they beat its best epoch."""
+    model = build_model(config.preset, dropout=config.dropout)
+    model.set_weights(averager.mean)
+    recompute_batch_norm(model, train_ds, steps)
+    probs = model.predict(val_split.images[..., None], batch_size=256, verbose=0)
+    val = float((probs.argmax(1) == val_split.labels).mean())
+    first, last = averager.epochs
+    selected = val > recorder.best
+    _atomic_save(model, run_dir / "average.keras")
+    if selected:
+        _atomic_save(model, run_dir / "best.keras")
+    runs.write_status(run_dir, "running", best_val_accuracy=max(val, recorder.best), average={
+        "epochs": [first, last], "val_accuracy": val, "best_epoch_val_accuracy": recorder.best,
+        "selected": selected})
+    log.info("weight average of epochs %d-%d: val_acc %.4f against %.4f for the best epoch; "
+             "best.keras is %s", first, last, val, recorder.best,
+             "the average" if selected else "still the best epoch")
