@@ -121,3 +121,19 @@ def shared_zip_or_skip() -> Path:
     if not SHARED_ZIP.exists():
         pytest.skip(f"FER2013 not present at {SHARED_ZIP}")
     return SHARED_ZIP
+
+
+def stop_after_epoch(monkeypatch, *epochs: int) -> None:
+    """Makes a training run stop (as the Stop button does) right after recording each of
+    ``epochs`` (1-based; none given = after every epoch), until ``monkeypatch`` is undone."""
+    from fer import runs
+    from fer import train as train_mod
+
+    original = train_mod.RunRecorder.on_epoch_end
+
+    def on_epoch_end(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if not epochs or epoch + 1 in epochs:
+            runs.request_stop(self.run_dir)
+
+    monkeypatch.setattr(train_mod.RunRecorder, "on_epoch_end", on_epoch_end)

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import stop_after_epoch
 
 from fer import runs
 from fer.averaging import AVERAGE_STATE, WeightAverage, load_state, recompute_batch_norm
@@ -87,18 +88,9 @@ def test_a_run_averages_its_last_epochs_and_keeps_the_mean_only_if_val_prefers_i
     config = TrainConfig(data=str(fer_folder), epochs=3, batch_size=16, patience=0,
                          average_from=2, schedule="constant", learning_rate=5e-4)
     run = tmp_path / "run"
-    from fer import train as train_mod
-
     # Stop after epoch 2, then resume: the average must span epochs 2-3 across the two.
-    original = train_mod.RunRecorder.on_epoch_end
-
-    def on_epoch_end(self, epoch, logs=None):
-        original(self, epoch, logs)
-        if epoch == 1:
-            runs.request_stop(self.run_dir)
-
     with monkeypatch.context() as m:
-        m.setattr(train_mod.RunRecorder, "on_epoch_end", on_epoch_end)
+        stop_after_epoch(m, 2)
         train(config, run, dataset=data)
     assert "average" not in runs.read_json(run / "status.json")  # scored only at the end
     assert load_state(run / AVERAGE_STATE, done_epochs=2)[1:] == (None, 1, 2)

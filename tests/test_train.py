@@ -7,7 +7,7 @@ from pathlib import Path
 
 import keras
 import pytest
-from conftest import ROOT
+from conftest import ROOT, stop_after_epoch
 
 from fer import runs
 from fer.config import TrainConfig
@@ -41,17 +41,8 @@ def test_resume_continues_at_the_next_epoch(fer_folder, tmp_path, monkeypatch):
     config = TrainConfig(data=str(fer_folder), **{**TOY, "epochs": 3})
     run = tmp_path / "run"
     # Train 1 of 3 epochs by asking for a stop right after the first epoch is recorded.
-    from fer import train as train_mod
-
-    original = train_mod.RunRecorder.on_epoch_end
-
-    def on_epoch_end(self, epoch, logs=None):
-        original(self, epoch, logs)
-        if epoch == 0:
-            runs.request_stop(self.run_dir)
-
     with monkeypatch.context() as m:
-        m.setattr(train_mod.RunRecorder, "on_epoch_end", on_epoch_end)
+        stop_after_epoch(m, 1)
         train(config, run, dataset=data)
     assert runs.read_json(run / "status.json")["state"] == "stopped"
     assert len(runs.read_history(run / "history.csv")) == 1
@@ -68,16 +59,8 @@ def test_resume_with_fewer_epochs_replans_the_cosine_to_its_end(fer_folder, tmp_
     data = load_fer2013(fer_folder, quiet=True)
     config = TrainConfig(data=str(fer_folder), **{**TOY, "epochs": 6, "warmup_epochs": 0.0})
     run = tmp_path / "run"
-    from fer import train as train_mod
-
-    original = train_mod.RunRecorder.on_epoch_end
-
-    def on_epoch_end(self, epoch, logs=None):
-        original(self, epoch, logs)
-        runs.request_stop(self.run_dir)  # one epoch per call
-
     with monkeypatch.context() as m:
-        m.setattr(train_mod.RunRecorder, "on_epoch_end", on_epoch_end)
+        stop_after_epoch(m)  # one epoch per call
         train(config, run, dataset=data)
     # The run was planned for 6 epochs; finish it after 2 instead (python -m fer train
     # --resume RUN --epochs 2): the last epoch must end on the schedule's floor, 1% of the peak.
