@@ -36,7 +36,9 @@ class TrainConfig:
     weight_decay: float = _f(0.05, "decoupled weight decay (adamw; sgd uses it as L2)", min=0.0,
                              max=1.0)
     schedule: str = _f("cosine", "cosine decays smoothly to ~0 at the last epoch; plateau "
-                       "halves on stalls", ("cosine", "plateau", "constant"))
+                       "halves on stalls; cyclic runs a cosine to 1% within every epoch (each "
+                       "epoch ends converged, for --average-from)",
+                       ("cosine", "plateau", "constant", "cyclic"))
     warmup_epochs: float = _f(2.0, "linear warm-up keeps early large steps from wrecking "
                               "batch-norm statistics", min=0.0, max=50.0)
     label_smoothing: float = _f(0.1, "FER2013 labels are noisy (human accuracy ~65%)", min=0.0,

@@ -63,6 +63,12 @@ def build_schedule(
     config: TrainConfig, steps_per_epoch: int
 ) -> float | keras.optimizers.schedules.LearningRateSchedule:
     """The learning rate, or its schedule over ``config.epochs``, from the config."""
+    if config.schedule == "cyclic":
+        # A restart every epoch (no warm-up): the weights each epoch ends on are a converged
+        # point of their own, the snapshots weight averaging wants (Izmailov et al., 2018).
+        return keras.optimizers.schedules.CosineDecayRestarts(
+            config.learning_rate, first_decay_steps=steps_per_epoch, t_mul=1.0, m_mul=1.0,
+            alpha=0.01)
     if config.schedule != "cosine":
         return config.learning_rate
     warmup = int(config.warmup_epochs * steps_per_epoch)

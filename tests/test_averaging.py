@@ -110,3 +110,13 @@ def test_a_run_averages_its_last_epochs_and_keeps_the_mean_only_if_val_prefers_i
     # The averaged kernels are the mean kept in average.npz (batch norm only re-measured).
     saved_mean = load_state(run / AVERAGE_STATE, done_epochs=3)[0]
     assert np.allclose(mean[0], saved_mean[0], atol=1e-6)
+
+
+def test_the_cyclic_schedule_runs_a_cosine_to_one_percent_within_every_epoch():
+    from fer.train import build_schedule
+
+    schedule = build_schedule(TrainConfig(schedule="cyclic", learning_rate=1e-3), 10)
+    rate = [float(schedule(step)) for step in (0, 5, 9, 10, 15, 29)]
+    # Within an epoch of 10 steps: 1e-3 * (0.01 + 0.99 * (1 + cos(pi * step / 10)) / 2).
+    expected = [1e-3, 0.505e-3, 1e-3 * (0.01 + 0.99 * (1 + np.cos(0.9 * np.pi)) / 2)]
+    assert rate == pytest.approx(expected + expected, rel=1e-4)
