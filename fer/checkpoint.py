@@ -127,14 +127,26 @@ def _lineage(run_dir: Path) -> list[tuple[Path, Any, list[dict[str, float]]]]:
     return chain[::-1]
 
 
+def _shipped_origin(init_from: str) -> tuple[list[dict[str, Any]], list[dict[str, float]]]:
+    """The stages and history of a shipped model a lineage starts from (its ``.json`` holds
+    them; its run directory may be long gone), or nothing for any other start."""
+    if not init_from.endswith(".keras"):
+        return [], []
+    meta = runs.read_json(Path(init_from).with_suffix(".json"))
+    if not isinstance(meta, dict) or not isinstance(meta.get("training"), dict):
+        return [], []
+    return list(meta["training"].get("stages") or []), list(meta.get("history") or [])
+
+
 def _training_record(run_dir: Path) -> tuple[Any, dict[str, Any], list[dict[str, float]]]:
     """A run directory's config, the json's ``training`` block and its whole history."""
     from fer.config import TrainConfig
 
     config = TrainConfig.load(run_dir / "config.json")
     # A warm restart or fine-tune reports its whole lineage: one history, epochs numbered on.
-    stages, history = [], []
-    for stage_dir, stage_config, stage_history in _lineage(run_dir):
+    chain = _lineage(run_dir)
+    stages, history = _shipped_origin(chain[0][1].init_from)
+    for stage_dir, stage_config, stage_history in chain:
         offset = len(history)
         history += [{**r, "epoch": offset + int(r["epoch"])} for r in stage_history]
         stages.append({

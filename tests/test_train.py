@@ -563,3 +563,25 @@ def test_without_a_terminal_there_is_no_progress_bar(monkeypatch):
 
     monkeypatch.setattr(sys, "stdout", io.StringIO())  # a log file or the Train page's pipe
     assert train_mod._progress_stream() is None
+
+
+def test_a_fine_tune_of_a_shipped_model_reports_the_shipped_models_history_too(fer_folder,
+                                                                              tmp_path):
+    from fer.checkpoint import export_run
+
+    data = load_fer2013(fer_folder, quiet=True)
+    base = train(TrainConfig(data=str(fer_folder), **TOY), tmp_path / "base", dataset=data)
+    shipped = export_run(base, tmp_path / "models" / "base.keras", data=str(fer_folder))
+    # The base run's directory is gone, as on a fresh clone: only the shipped .json tells.
+    import shutil
+
+    shutil.rmtree(base)
+    tune = TrainConfig(data=str(fer_folder), **{**TOY, "epochs": 1}, init_from=str(shipped))
+    out = export_run(train(tune, tmp_path / "tune", dataset=data),
+                     tmp_path / "models" / "tuned.keras", data=str(fer_folder))
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert [r["epoch"] for r in meta["history"]] == [1, 2, 3]  # 2 shipped + 1 fine-tune
+    assert [s["epochs"] for s in meta["training"]["stages"]] == [2, 1]
+    assert meta["training"]["best_epoch"] == 3
+    first, second = meta["training"]["command"].split(" && ")
+    assert "--epochs 2" in first and f"--init-from {shipped}" in second
